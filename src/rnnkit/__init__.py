@@ -1,0 +1,17 @@
+"""rnnkit: recurrent neural networks exactly as the classic equations define them, with
+backpropagation through time derived and written by hand, in NumPy.
+
+>>> import numpy as np, rnnkit
+>>> lstm = rnnkit.LSTM(input_size=3, hidden_size=5, num_layers=2, dtype=np.float64, seed=0)
+>>> y, (h, c), cache = lstm.forward(np.ones((7, 2, 3)))
+>>> y.shape, h.shape
+((7, 2, 5), (2, 2, 5))
+"""
+
+from rnnkit import cells, nn
+from rnnkit.gradcheck import gradcheck
+from rnnkit.nn import GRU, LSTM, RNN, Recurrent
+
+__version__ = "0.1.0"
+
+__all__ = ["GRU", "LSTM", "RNN", "Recurrent", "cells", "gradcheck", "nn", "__version__"]

@@ -1,0 +1,443 @@
+"""Recurrent layers: any cell, stacked, bidirectional, over variable-length batches.
+
+:class:`Recurrent` is the one driver every cell shares: it holds the parameters under PyTorch's
+state_dict names, runs the layers bottom-up and each direction over the sequence, and turns
+``lengths`` into the step mask the cells understand (see :mod:`rnnkit.cells.base`).
+:class:`RNN`, :class:`LSTM` and :class:`GRU` are :class:`Recurrent` with their cell.
+
+Shapes: T = time steps, B = batch, D = input size, H = hidden size,
+L = num_layers, K = number of directions (1 or 2), G = number of gates of the cell.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from rnnkit import _checks
+from rnnkit.cells import gru as gru_module
+from rnnkit.cells import lstm as lstm_module
+from rnnkit.cells import rnn as rnn_module
+from rnnkit.cells.base import Cell, CellParams
+from rnnkit.cells.gru import GRUCell
+from rnnkit.cells.lstm import LSTMCell
+from rnnkit.cells.rnn import RNNCell
+from rnnkit.nn.module import Module
+
+PARAM_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+class RecurrentCache(NamedTuple):
+    """What :meth:`Recurrent.backward` needs from a forward pass; never modified by backward."""
+
+    cells: tuple[tuple[Any, ...], ...]  # [layer][direction] cache of the cell's forward pass
+    mask: np.ndarray | None  # (T, B, 1) valid steps; None when every sequence is full length
+    T: int
+    B: int
+
+
+class Recurrent(Module):
+    """A stack of recurrent layers of one cell, uni- or bidirectional.
+
+    Args:
+        cell: the :class:`~rnnkit.cells.Cell` every layer and direction uses.
+        input_size: D, the number of features of each input step.
+        hidden_size: H, the number of features of the hidden state.
+        num_layers: L, the number of stacked layers; layer l > 0 reads the output of layer l - 1.
+        bias: whether the layers have the biases ``b_ih`` and ``b_hh``.
+        batch_first: inputs and outputs are (B, T, ...) instead of (T, B, ...); states are not
+            affected (as in PyTorch).
+        bidirectional: run a second, time-reversed direction and concatenate its output.
+        dtype: ``np.float32`` (default) or ``np.float64``, for parameters, inputs and states.
+        seed: an int, a ``numpy.random.Generator`` or None, for the initialisation: every
+            parameter is drawn from U(-1/sqrt(H), 1/sqrt(H)), PyTorch's default. The draws are
+            made in float64, so the same seed gives the same weights (rounded) in float32.
+
+    Parameters (``state_dict()`` names, shapes and gate order are PyTorch's), for layer ``k``
+    with suffix ``_lk`` and ``_lk_reverse`` for the reverse direction:
+    ``weight_ih_lk`` (G*H, D if k = 0 else K*H), ``weight_hh_lk`` (G*H, H),
+    ``bias_ih_lk`` (G*H,), ``bias_hh_lk`` (G*H,).
+    """
+
+    def __init__(
+        self,
+        cell: Cell,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        dtype: Any = np.float32,
+        seed: Any = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(cell, Cell):
+            raise TypeError(f"cell must be an rnnkit.cells.Cell, got {type(cell).__name__}")
+        self.cell = cell
+        self.input_size = _checks.positive_int("input_size", input_size)
+        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
+        self.num_layers = _checks.positive_int("num_layers", num_layers)
+        self.bias = _checks.boolean("bias", bias)
+        self.batch_first = _checks.boolean("batch_first", batch_first)
+        self.bidirectional = _checks.boolean("bidirectional", bidirectional)
+        self.dtype = _checks.float_dtype(dtype)
+        self.num_directions = 2 if self.bidirectional else 1
+        rng = _checks.rng(seed)
+        H, G = self.hidden_size, cell.num_gates
+        bound = 1.0 / np.sqrt(H)
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else H * self.num_directions
+            shapes = {"weight_ih": (G * H, in_size), "weight_hh": (G * H, H)}
+            if self.bias:
+                shapes |= {"bias_ih": (G * H,), "bias_hh": (G * H,)}
+            for direction in range(self.num_directions):
+                for kind, shape in shapes.items():
+                    value = rng.uniform(-bound, bound, size=shape).astype(self.dtype)
+                    self._params[self._name(kind, layer, direction)] = value
+
+    # -- naming ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _name(kind: str, layer: int, direction: int) -> str:
+        return f"{kind}_l{layer}" + ("_reverse" if direction else "")
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Names of the state tensors: ``("h0",)``, or ``("h0", "c0")`` for the LSTM."""
+        return tuple(f"{s}0" for s in self.cell.state_names)
+
+    def cell_params(self, layer: int, direction: int = 0) -> CellParams:
+        """The live parameters of one layer and direction, as the cell takes them."""
+        p = [self._params.get(self._name(k, layer, direction)) for k in PARAM_KINDS]
+        return CellParams(*p)
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def _state_shape(self, B: int) -> tuple[int, int, int]:
+        return (self.num_layers * self.num_directions, B, self.hidden_size)
+
+    def _check_state(self, name: str, state: Any, B: int) -> tuple[np.ndarray, ...]:
+        """A state argument (None, an array, or an (h, c) pair for the LSTM) as a tuple."""
+        shape = self._state_shape(B)
+        n = len(self.cell.state_names)
+        if state is None:
+            return tuple(np.zeros(shape, dtype=self.dtype) for _ in range(n))
+        if n == 1:
+            return (_checks.array(name, state, shape, self.dtype, finite=True),)
+        if not isinstance(state, (tuple, list)) or len(state) != n:
+            what = f"a {type(state).__name__}"
+            if isinstance(state, (tuple, list)):
+                what += f" of length {len(state)}"
+            raise TypeError(
+                f"{name} must be a pair (h, c) of arrays of shape {shape} for {type(self).__name__}"
+                f", got {what}"
+            )
+        return tuple(
+            _checks.array(f"{name}[{i}] ({s})", v, shape, self.dtype, finite=True)
+            for i, (s, v) in enumerate(zip(self.cell.state_names, state))
+        )
+
+    def _check_x(self, x: Any) -> np.ndarray:
+        layout = ("B", "T") if self.batch_first else ("T", "B")
+        x = _checks.array("x", x, (*layout, self.input_size), self.dtype, finite=True)
+        return x.swapaxes(0, 1) if self.batch_first else x  # (T, B, D)
+
+    def _mask(self, lengths: Any, T: int, B: int) -> np.ndarray | None:
+        if lengths is None:
+            return None
+        lens = _checks.lengths(lengths, T, B)
+        if np.all(lens == T):
+            return None  # every sequence is full length: skip the masking work
+        return (np.arange(T)[:, None] < lens[None, :])[:, :, None]  # (T, B, 1)
+
+    # -- forward and backward -------------------------------------------------------------------
+
+    def forward(
+        self, x: np.ndarray, state: Any = None, lengths: Any = None
+    ) -> tuple[np.ndarray, Any, RecurrentCache]:
+        """Run the layers over a batch of sequences.
+
+        Args:
+            x: inputs, (T, B, D), or (B, T, D) with ``batch_first``.
+            state: initial state, (L*K, B, H) for RNN and GRU, the pair (h0, c0) for LSTM, index
+                ``layer * K + direction`` as in PyTorch; None means zeros.
+            lengths: optional integer array (B,) of valid steps per sequence, each in [0, T].
+                Steps past a sequence's length are padding: its outputs there are 0, its final
+                state is the one after its last valid step, and the reverse direction runs over
+                its valid part only (PyTorch's packed sequences). A zero length gives zero
+                outputs and the initial state as final state.
+
+        Returns:
+            ``(y, state_T, cache)``: outputs (T, B, K*H) or (B, T, K*H) with ``batch_first``
+            (the two directions concatenated, forward first); the final state, structured like
+            ``state``; and the cache for :meth:`backward`. The cache refers to ``x`` and the
+            parameters without copying them: do not modify them in place before ``backward``.
+        """
+        xt = self._check_x(x)  # (T, B, D)
+        T, B, _ = xt.shape
+        mask = self._mask(lengths, T, B)
+        state0 = self._check_state("state", state, B)
+        K = self.num_directions
+        finals = tuple(np.empty(self._state_shape(B), dtype=self.dtype) for _ in state0)
+        layer_in, caches = xt, []
+        for layer in range(self.num_layers):
+            outs, layer_caches = [], []
+            for direction in range(K):
+                k = layer * K + direction
+                s0 = tuple(s[k] for s in state0)
+                p = self.cell_params(layer, direction)
+                if direction == 0:
+                    hs, s_T, cache = self.cell.forward(layer_in, s0, p, mask)
+                else:
+                    m = None if mask is None else mask[::-1]
+                    hs, s_T, cache = self.cell.forward(layer_in[::-1], s0, p, m)
+                    hs = hs[::-1]
+                for final, value in zip(finals, s_T):
+                    final[k] = value
+                outs.append(hs)
+                layer_caches.append(cache)
+            layer_in = outs[0] if K == 1 else np.concatenate(outs, axis=-1)  # (T, B, K*H)
+            caches.append(tuple(layer_caches))
+        y = layer_in * mask if mask is not None else layer_in.copy()  # (T, B, K*H)
+        if self.batch_first:
+            y = np.ascontiguousarray(y.swapaxes(0, 1))  # (B, T, K*H)
+        state_T = finals[0] if len(finals) == 1 else finals
+        return y, state_T, RecurrentCache(tuple(caches), mask, T, B)
+
+    def backward(
+        self, dy: np.ndarray, cache: RecurrentCache, dstate: Any = None
+    ) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
+        """Backpropagate through time through every layer and direction.
+
+        Args:
+            dy: dL/dy, shaped like ``y``. Entries at padded steps are ignored (``y`` is 0 there).
+            cache: from :meth:`forward`; it is not modified, so it can be used again.
+            dstate: optional dL/d(final state), structured like the state; None means zeros.
+
+        Returns:
+            ``(dx, dstate0, grads)``: dL/dx shaped like ``x``; dL/d(initial state), always
+            structured like the state (an array, or the pair (dh0, dc0) for LSTM), zeros
+            included; and dL/d(parameter) for every parameter, keyed like :meth:`state_dict`.
+        """
+        if not isinstance(cache, RecurrentCache) or len(cache.cells) != self.num_layers:
+            raise TypeError(
+                f"cache must be the RecurrentCache returned by this layer's forward, "
+                f"got {type(cache).__name__}"
+            )
+        T, B, K, H = cache.T, cache.B, self.num_directions, self.hidden_size
+        layout = (B, T) if self.batch_first else (T, B)
+        dy = _checks.array("dy", dy, (*layout, K * H), self.dtype)
+        dyt = dy.swapaxes(0, 1) if self.batch_first else dy  # (T, B, K*H)
+        if cache.mask is not None:
+            dyt = dyt * cache.mask  # padded outputs are constant 0
+        dstate_T = self._check_state("dstate", dstate, B)
+        dstate0 = tuple(np.empty_like(s) for s in dstate_T)
+        grads: dict[str, np.ndarray] = {}
+        d_above = dyt
+        for layer in range(self.num_layers - 1, -1, -1):
+            d_below = None
+            for direction in range(K):
+                k = layer * K + direction
+                dhs = d_above[..., direction * H : (direction + 1) * H]  # (T, B, H)
+                ds_T = tuple(s[k] for s in dstate_T)
+                cell_cache = cache.cells[layer][direction]
+                if direction == 0:
+                    dx, ds0, g = self.cell.backward(dhs, ds_T, cell_cache)
+                else:
+                    dx, ds0, g = self.cell.backward(dhs[::-1], ds_T, cell_cache)
+                    dx = dx[::-1]
+                for out, value in zip(dstate0, ds0):
+                    out[k] = value
+                for kind, value in zip(PARAM_KINDS, g):
+                    if value is not None:
+                        grads[self._name(kind, layer, direction)] = value
+                d_below = dx if d_below is None else d_below + dx
+            d_above = d_below  # (T, B, D or K*H)
+        dx = d_above
+        dx = np.ascontiguousarray(dx.swapaxes(0, 1) if self.batch_first else dx)
+        grads = {name: grads[name] for name in self._params}  # state_dict order
+        return dx, (dstate0[0] if len(dstate0) == 1 else dstate0), grads
+
+    def __repr__(self) -> str:
+        extra = "".join(
+            f", {k}={v!r}"
+            for k, v in [
+                ("num_layers", self.num_layers),
+                ("bias", self.bias),
+                ("batch_first", self.batch_first),
+                ("bidirectional", self.bidirectional),
+            ]
+            if v != {"num_layers": 1, "bias": True}.get(k, False)
+        )
+        return (
+            f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra}{self._cell_repr()}"
+            f", dtype={self.dtype.name})"
+        )
+
+    def _cell_repr(self) -> str:
+        return f", cell={self.cell!r}"
+
+
+class RNN(Recurrent):
+    """Vanilla (Elman) RNN layer: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
+
+    Args: as :class:`Recurrent`, plus ``nonlinearity``: ``"tanh"`` (default) or ``"relu"``.
+    Parameters per layer and direction: ``weight_ih`` (H, D), ``weight_hh`` (H, H),
+    ``bias_ih`` (H,), ``bias_hh`` (H,).
+
+    Example:
+        >>> import numpy as np, rnnkit
+        >>> rnn = rnnkit.RNN(4, 8, num_layers=2, nonlinearity="relu", dtype=np.float64, seed=0)
+        >>> x = np.random.default_rng(1).normal(size=(6, 3, 4))  # (T, B, D)
+        >>> y, h_T, cache = rnn.forward(x)
+        >>> y.shape, h_T.shape
+        ((6, 3, 8), (2, 3, 8))
+        >>> dx, dh0, grads = rnn.backward(np.ones_like(y), cache)
+        >>> dx.shape, dh0.shape, grads["weight_hh_l1"].shape
+        ((6, 3, 4), (2, 3, 8), (8, 8))
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        dtype: Any = np.float32,
+        seed: Any = None,
+    ) -> None:
+        super().__init__(
+            RNNCell(nonlinearity),
+            input_size,
+            hidden_size,
+            num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            bidirectional=bidirectional,
+            dtype=dtype,
+            seed=seed,
+        )
+
+    @property
+    def nonlinearity(self) -> str:
+        return self.cell.nonlinearity
+
+    def _cell_repr(self) -> str:
+        return f", nonlinearity={self.nonlinearity!r}"
+
+
+class LSTM(Recurrent):
+    """LSTM layer, PyTorch's equations and gate order i, f, g, o; the state is the pair (h, c).
+
+    Args: as :class:`Recurrent`.
+    Parameters per layer and direction: ``weight_ih`` (4H, D), ``weight_hh`` (4H, H),
+    ``bias_ih`` (4H,), ``bias_hh`` (4H,), rows in gate order i, f, g, o.
+
+    Example:
+        >>> import numpy as np, rnnkit
+        >>> lstm = rnnkit.LSTM(4, 8, bidirectional=True, batch_first=True, dtype=np.float64, seed=0)
+        >>> x = np.random.default_rng(1).normal(size=(3, 6, 4))  # (B, T, D)
+        >>> y, (h_T, c_T), cache = lstm.forward(x, lengths=[6, 2, 0])
+        >>> y.shape, h_T.shape, float(abs(y[2]).max())  # the empty sequence gives zeros
+        ((3, 6, 16), (2, 3, 8), 0.0)
+        >>> dx, (dh0, dc0), grads = lstm.backward(np.ones_like(y), cache, dstate=(h_T, c_T))
+        >>> sorted(grads)[:2]
+        ['bias_hh_l0', 'bias_hh_l0_reverse']
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        dtype: Any = np.float32,
+        seed: Any = None,
+    ) -> None:
+        super().__init__(
+            LSTMCell(),
+            input_size,
+            hidden_size,
+            num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            bidirectional=bidirectional,
+            dtype=dtype,
+            seed=seed,
+        )
+
+    def _cell_repr(self) -> str:
+        return ""
+
+
+class GRU(Recurrent):
+    """GRU layer, gate order r, z, n; ``reset="after"`` (default, PyTorch/cuDNN) or ``"before"``.
+
+    Args: as :class:`Recurrent`, plus ``reset``: ``"after"`` applies the reset gate to
+    ``W_hn h + b_hn`` (PyTorch, cuDNN, Keras ``reset_after=True``); ``"before"`` applies it to
+    ``h`` before the product, ``W_hn (r * h) + b_hn`` (Cho et al. 2014). Both update
+    ``h_t = (1 - z) * n + z * h_{t-1}``.
+    Parameters per layer and direction: ``weight_ih`` (3H, D), ``weight_hh`` (3H, H),
+    ``bias_ih`` (3H,), ``bias_hh`` (3H,), rows in gate order r, z, n.
+
+    Example:
+        >>> import numpy as np, rnnkit
+        >>> gru = rnnkit.GRU(4, 8, reset="before", dtype=np.float64, seed=0)
+        >>> y, h_T, cache = gru.forward(np.zeros((6, 3, 4)))
+        >>> y.shape, h_T.shape, gru.state_dict()["weight_hh_l0"].shape
+        ((6, 3, 8), (1, 3, 8), (24, 8))
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        reset: str = "after",
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        dtype: Any = np.float32,
+        seed: Any = None,
+    ) -> None:
+        super().__init__(
+            GRUCell(reset),
+            input_size,
+            hidden_size,
+            num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            bidirectional=bidirectional,
+            dtype=dtype,
+            seed=seed,
+        )
+
+    @property
+    def reset(self) -> str:
+        return self.cell.reset
+
+    def _cell_repr(self) -> str:
+        return f", reset={self.reset!r}"
+
+
+def _append_equations(layer: type, module: Any) -> None:
+    """Give a layer's docstring the forward and backward equations of its cell's module, so that
+    ``help(rnnkit.LSTM)`` shows all of the mathematics while it is written down only once."""
+    layer.__doc__ = f"{layer.__doc__}\n    Equations (from :mod:`{module.__name__}`):\n\n" + "\n".join(
+        f"    {line}" if line else "" for line in module.__doc__.splitlines()
+    )
+
+
+for _layer, _module in [(RNN, rnn_module), (LSTM, lstm_module), (GRU, gru_module)]:
+    _append_equations(_layer, _module)
