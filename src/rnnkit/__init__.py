@@ -14,4 +14,4 @@ from rnnkit.nn import GRU, LSTM, RNN, Recurrent
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LSTM", "RNN", "Recurrent", "cells", "gradcheck", "nn", "__version__"]
+__all__ = ["GRU", "LSTM", "RNN", "Recurrent", "__version__", "cells", "gradcheck", "nn"]

@@ -27,9 +27,11 @@ def boolean(name: str, value: Any) -> bool:
 
 def float_dtype(value: Any) -> np.dtype:
     """np.float32 or np.float64, given as a type, a dtype or a name."""
+    if value is None:  # np.dtype(None) is float64, which would silently override the default
+        raise TypeError("dtype must be np.float32 or np.float64, got None")
     try:
         dtype = np.dtype(value)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"dtype must be np.float32 or np.float64, got {value!r}") from None
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype}")
@@ -76,8 +78,13 @@ def array(
             f"{name} must be {len(shape)}-D with shape {fmt_shape(shape)}, "
             f"got {value.ndim}-D with shape {fmt_shape(value.shape)}"
         )
-    for want, got in zip(shape, value.shape):
-        if (isinstance(want, str) and got < 1) or (not isinstance(want, str) and got != want):
+    for want, got in zip(shape, value.shape, strict=True):
+        if isinstance(want, str) and got < 1:
+            raise ValueError(
+                f"{name} must have shape {fmt_shape(shape)} with {want} >= 1, "
+                f"got {fmt_shape(value.shape)}"
+            )
+        if not isinstance(want, str) and got != want:
             raise ValueError(
                 f"{name} must have shape {fmt_shape(shape)}, got {fmt_shape(value.shape)}"
             )
@@ -98,7 +105,13 @@ def array(
 
 def lengths(value: Any, T: int, B: int) -> np.ndarray:
     """Valid steps per sequence: integers in [0, T], shape (B,)."""
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):  # a ragged nesting of sequences
+        raise TypeError(
+            f"lengths must be an integer array of shape ({B},), got a {type(value).__name__} "
+            "that is not a regular array"
+        ) from None
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"lengths must be an integer array of shape ({B},), got dtype {arr.dtype}")
     if arr.shape != (B,):

@@ -143,11 +143,17 @@ def gradcheck(
 
     names = getattr(layer, "state_names", None)
     state_parts = (
-        _as_tuple(state) if state is not None else tuple(np.zeros_like(s) for s in _as_tuple(state_T))
+        _as_tuple(state)
+        if state is not None
+        else tuple(np.zeros_like(s) for s in _as_tuple(state_T))
     )
     state_parts = tuple(np.array(s, dtype=np.float64) for s in state_parts)  # private copies
     if names is None or len(names) != len(state_parts):
-        names = ("state",) if len(state_parts) == 1 else tuple(f"state[{i}]" for i in range(len(state_parts)))
+        names = (
+            ("state",)
+            if len(state_parts) == 1
+            else tuple(f"state[{i}]" for i in range(len(state_parts)))
+        )
     x_work = np.array(x, dtype=np.float64)
 
     def run() -> tuple:

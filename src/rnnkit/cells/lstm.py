@@ -189,8 +189,8 @@ class LSTMCell(Cell):
         >>> from rnnkit.cells import CellParams, LSTMCell
         >>> rng = np.random.default_rng(0)
         >>> p = CellParams(*(rng.normal(size=s) for s in [(12, 2), (12, 3), (12,), (12,)]))
-        >>> zeros = np.zeros((4, 3))
-        >>> hs, (h_T, c_T), cache = LSTMCell().forward(rng.normal(size=(5, 4, 2)), (zeros, zeros), p)
+        >>> x, zeros = rng.normal(size=(5, 4, 2)), np.zeros((4, 3))
+        >>> hs, (h_T, c_T), cache = LSTMCell().forward(x, (zeros, zeros), p)
         >>> dx, (dh0, dc0), grads = LSTMCell().backward(np.ones_like(hs), (h_T, c_T), cache)
         >>> dx.shape, grads.dW_hh.shape
         ((5, 4, 2), (12, 3))

@@ -169,7 +169,9 @@ class RNNCell(Cell):
     def backward(self, dhs, dstate_T, cache):
         (dh_T,) = dstate_T
         p = cache.params
-        da, dh0 = rnn_recurrence_backward(dhs, dh_T, cache.hs, p.W_hh, cache.mask, self.nonlinearity)
+        da, dh0 = rnn_recurrence_backward(
+            dhs, dh_T, cache.hs, p.W_hh, cache.mask, self.nonlinearity
+        )
         dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, p.b_ih is not None)
         dW_hh = outer_sum(da, previous_states(cache.h0, cache.hs))  # (H, H)
         db_hh = None if db_ih is None else db_ih.copy()
@@ -177,4 +179,3 @@ class RNNCell(Cell):
 
     def __repr__(self) -> str:
         return f"RNNCell(nonlinearity={self.nonlinearity!r})"
-

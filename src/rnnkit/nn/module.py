@@ -50,7 +50,14 @@ class Module:
             )
         loaded = {}
         for name, target in self._params.items():
-            value = np.asarray(state_dict[name])
+            try:
+                value = np.asarray(state_dict[name])
+            except (TypeError, ValueError):  # a ragged nesting of sequences, for example
+                raise TypeError(
+                    f"state_dict[{name!r}] must be an array of shape {target.shape} and dtype "
+                    f"{target.dtype}, got a {type(state_dict[name]).__name__} that is not "
+                    "a regular array"
+                ) from None
             if value.shape != target.shape:
                 raise ValueError(
                     f"state_dict[{name!r}] must have shape {target.shape}, got {value.shape}"

@@ -35,6 +35,7 @@ class RecurrentCache(NamedTuple):
     mask: np.ndarray | None  # (T, B, 1) valid steps; None when every sequence is full length
     T: int
     B: int
+    layer: Any = None  # the layer whose forward made this cache; backward accepts no other
 
 
 class Recurrent(Module):
@@ -205,7 +206,7 @@ class Recurrent(Module):
         if self.batch_first:
             y = np.ascontiguousarray(y.swapaxes(0, 1))  # (B, T, K*H)
         state_T = finals[0] if len(finals) == 1 else finals
-        return y, state_T, RecurrentCache(tuple(caches), mask, T, B)
+        return y, state_T, RecurrentCache(tuple(caches), mask, T, B, self)
 
     def backward(
         self, dy: np.ndarray, cache: RecurrentCache, dstate: Any = None
@@ -222,10 +223,12 @@ class Recurrent(Module):
             structured like the state (an array, or the pair (dh0, dc0) for LSTM), zeros
             included; and dL/d(parameter) for every parameter, keyed like :meth:`state_dict`.
         """
-        if not isinstance(cache, RecurrentCache) or len(cache.cells) != self.num_layers:
+        if not isinstance(cache, RecurrentCache) or cache.layer is not self:
+            got = type(cache).__name__
+            if isinstance(cache, RecurrentCache):
+                got = f"the RecurrentCache of another layer, {cache.layer!r}"
             raise TypeError(
-                f"cache must be the RecurrentCache returned by this layer's forward, "
-                f"got {type(cache).__name__}"
+                f"cache must be the RecurrentCache returned by this layer's forward, got {got}"
             )
         T, B, K, H = cache.T, cache.B, self.num_directions, self.hidden_size
         layout = (B, T) if self.batch_first else (T, B)
@@ -434,8 +437,9 @@ class GRU(Recurrent):
 def _append_equations(layer: type, module: Any) -> None:
     """Give a layer's docstring the forward and backward equations of its cell's module, so that
     ``help(rnnkit.LSTM)`` shows all of the mathematics while it is written down only once."""
-    layer.__doc__ = f"{layer.__doc__}\n    Equations (from :mod:`{module.__name__}`):\n\n" + "\n".join(
-        f"    {line}" if line else "" for line in module.__doc__.splitlines()
+    layer.__doc__ = (
+        f"{layer.__doc__}\n    Equations (from :mod:`{module.__name__}`):\n\n"
+        + "\n".join(f"    {line}" if line else "" for line in module.__doc__.splitlines())
     )
 
 

@@ -1,0 +1,58 @@
+"""Helpers shared by the tests: building layers by kind, random upstream gradients, comparisons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rnnkit
+
+#: Every cell and mode: (name, layer class, extra constructor arguments).
+KINDS = {
+    "rnn_tanh": (rnnkit.RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (rnnkit.RNN, {"nonlinearity": "relu"}),
+    "lstm": (rnnkit.LSTM, {}),
+    "gru_after": (rnnkit.GRU, {"reset": "after"}),
+    "gru_before": (rnnkit.GRU, {"reset": "before"}),
+}
+
+
+def make_layer(kind: str, D: int, H: int, num_layers: int = 1, dtype=np.float64, seed=0, **kw):
+    """A layer of the given kind with random weights *and* random, clearly non-zero biases."""
+    cls, extra = KINDS[kind]
+    layer = cls(D, H, num_layers, dtype=dtype, seed=seed, **extra, **kw)
+    rng = np.random.default_rng(seed + 1000)
+    for name, value in layer.parameters().items():
+        if name.startswith("bias"):
+            # biases in +-[0.1, 0.5]: non-zero, so a bias routed to the wrong gate shows
+            value[...] = rng.choice([-1.0, 1.0], value.shape) * rng.uniform(0.1, 0.5, value.shape)
+    return layer
+
+
+def state_like(layer, B: int, rng: np.random.Generator, scale: float = 0.5):
+    """A random state for ``layer`` and batch size B, structured as the layer expects."""
+    shape = (layer.num_layers * layer.num_directions, B, layer.hidden_size)
+    parts = tuple(
+        (scale * rng.standard_normal(shape)).astype(layer.dtype) for _ in layer.state_names
+    )
+    return parts[0] if len(parts) == 1 else parts
+
+
+def as_tuple(state):
+    return tuple(state) if isinstance(state, (tuple, list)) else (state,)
+
+
+def assert_close(actual, expected, rtol: float, what: str = "") -> None:
+    """max |actual - expected| <= rtol * max |expected|: agreement relative to the magnitude."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    scale = float(np.abs(expected).max()) if expected.size else 0.0
+    err = float(np.abs(actual - expected).max()) if expected.size else 0.0
+    assert err <= rtol * scale or err == 0.0, (
+        f"{what}: max abs error {err:.3e} exceeds {rtol:.0e} x magnitude {scale:.3e}"
+    )
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
