@@ -35,7 +35,7 @@ class RecurrentCache(NamedTuple):
     mask: np.ndarray | None  # (T, B, 1) valid steps; None when every sequence is full length
     T: int
     B: int
-    layer: Any = None  # the layer whose forward made this cache; backward accepts no other
+    layer: Any  # the layer whose forward made this cache; backward accepts no other
 
 
 class Recurrent(Module):
