@@ -4,9 +4,10 @@ What it measures: one training step of the recurrent layer alone, in float32 (th
 what users train with). The step is a forward pass over a (T, B, D) batch from a zero initial
 state, then the backward pass from a random upstream gradient R (torch: ``loss = (y * R).sum()``,
 ``loss.backward()``), which computes dL/dx and every parameter gradient in both libraries. Each
-time is the median of ``--repeats`` runs measured with ``time.perf_counter`` after warm-up runs;
-rnnkit and torch runs alternate, so both see the same load on a noisy machine. The table reports
-ratio = rnnkit time / torch time (> 1 means rnnkit is slower); compare ratios, not absolute times.
+time is the median of ``ROUNDS x --repeats`` runs measured with ``time.perf_counter``, in blocks
+that alternate between rnnkit and torch, each after warm-up runs (see ``median_times`` for why
+blocks and not single runs). The table reports ratio = rnnkit time / torch time (> 1 means
+rnnkit is slower); compare ratios, not absolute times.
 
 Before timing a configuration it checks rnnkit against torch with the same weights, in float64,
 on the same layer shapes with T capped at ``CHECK_T`` steps: outputs, final state, dL/dx and every
@@ -47,6 +48,8 @@ TORCH_THREADS = 2
 RTOL = 1e-9  # float64 agreement, relative to the magnitude of the reference
 CHECK_T = 16  # time steps of the float64 check; the layer shapes are the timed ones
 SEED = 0
+ROUNDS = 2  # alternating timing blocks per library; see median_times
+BLOCK_PAUSE = 0.2  # seconds of rest before each timing block
 
 #: (T, B, D, H) of the full run and of ``--quick``.
 SIZES = ((50, 32, 64, 128), (100, 64, 128, 256), (200, 16, 32, 64))
@@ -212,16 +215,24 @@ def check(cfg: Config) -> float:
 
 
 def median_times(fns: Sequence[Callable[[], Any]], repeats: int, warmup: int) -> list[float]:
-    """Median wall time of each function; the functions run in turn, so they share the load."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
+    """Median wall time of each function, timed in blocks, in ROUNDS alternating rounds.
+
+    Each function runs its warm-up and its repeats as one block, so that neither library runs
+    while the other's thread pool is still spinning: NumPy's OpenBLAS and torch's OpenMP threads
+    busy-wait after each call, and on 2 cores timing the two in strict alternation slows
+    whichever runs second (torch by up to 3x here). Alternating whole blocks over a few rounds
+    still lets both see the same drift in machine load.
+    """
     samples: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
+    for _ in range(ROUNDS):
         for fn, times in zip(fns, samples, strict=True):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
+            time.sleep(BLOCK_PAUSE)  # let the other library's spinning threads go to sleep
+            for _ in range(warmup):
+                fn()
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - start)
     return [statistics.median(times) for times in samples]
 
 
@@ -260,8 +271,9 @@ def header(repeats: int, warmup: int) -> list[str]:
         f"threads: torch.get_num_threads() = {torch.get_num_threads()} (set), "
         f"interop {torch.get_num_interop_threads()}; numpy BLAS {blas_name()} at its default "
         f"({env})",
-        f"timing: float32 forward + backward, median of {repeats} after {warmup} warm-up, "
-        f"rnnkit and torch interleaved; ratio = rnnkit / torch (> 1: rnnkit slower)",
+        f"timing: float32 forward + backward, median of {ROUNDS} x {repeats} runs, each block "
+        f"after {warmup} warm-up, rnnkit and torch in alternating blocks; "
+        "ratio = rnnkit / torch (> 1: rnnkit slower)",
         f"check: float64 against torch (GRU-before: torch autograd loop), T <= {CHECK_T}, "
         f"relative error <= {RTOL:.0e}",
     ]
