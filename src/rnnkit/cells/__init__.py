@@ -6,9 +6,9 @@ the forward and backward (BPTT) equations. :mod:`~rnnkit.cells.base` defines the
 share; the layers in :mod:`rnnkit.nn` are built on it.
 """
 
-from rnnkit.cells.base import Cell, CellGrads, CellParams
+from rnnkit.cells.base import Cell, CellGrads, CellParams, Recurrence
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.rnn import RNNCell
 
-__all__ = ["Cell", "CellGrads", "CellParams", "GRUCell", "LSTMCell", "RNNCell"]
+__all__ = ["Cell", "CellGrads", "CellParams", "GRUCell", "LSTMCell", "RNNCell", "Recurrence"]

@@ -12,8 +12,14 @@ the middle part without touching any caller:
 
 1. the input projection of all time steps, one matrix product before the loop;
 2. the *recurrence*: a pair of pure functions ``<cell>_recurrence_forward`` and
-   ``<cell>_recurrence_backward`` holding the only sequential loop (documented per cell);
+   ``<cell>_recurrence_backward`` holding the only sequential loop (their signatures are
+   documented per cell), bundled as a :class:`Recurrence`;
 3. the parameter gradients, one matrix product after the backward loop.
+
+A cell calls its loops through its ``recurrence`` attribute, which defaults to the NumPy
+reference of its module (``RECURRENCE``, or ``RECURRENCES[reset]`` for the GRU). A faster
+implementation with the same signatures is swapped in by constructing the cell with
+``recurrence=...`` (or setting ``layer.cell.recurrence``), and tested against the reference.
 
 Variable lengths reach a cell as a boolean ``mask`` of shape (T, B, 1): at a step where
 ``mask[t, b]`` is False the row's state is carried unchanged, ``h_t = h_{t-1}`` (and
@@ -27,6 +33,7 @@ Shapes: T = time steps, B = batch, D = input size, H = hidden size, G = number o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -50,6 +57,19 @@ class CellGrads(NamedTuple):
     db_hh: np.ndarray | None  # (G*H,)
 
 
+class Recurrence(NamedTuple):
+    """A cell's two time loops: the only sequential code, and the part a compiled kernel replaces.
+
+    ``forward`` and ``backward`` have the signatures of the cell module's
+    ``<cell>_recurrence_forward`` and ``<cell>_recurrence_backward``; they must not modify their
+    arguments.
+    """
+
+    forward: Callable[..., Any]
+    backward: Callable[..., Any]
+    name: str = "numpy"
+
+
 class Cell:
     """Base class of the recurrent cells.
 
@@ -62,6 +82,8 @@ class Cell:
     num_gates: int = 1
     #: Names of the state tensors, in the order the state tuple holds them.
     state_names: tuple[str, ...] = ("h",)
+    #: The time loops this cell runs (see :class:`Recurrence`).
+    recurrence: Recurrence
 
     def forward(
         self,

@@ -72,6 +72,7 @@ from rnnkit.cells.base import (
     Cell,
     CellGrads,
     CellParams,
+    Recurrence,
     input_grads,
     outer_sum,
     previous_states,
@@ -280,6 +281,13 @@ def gru_before_recurrence_backward(
     return da_all, dh_next
 
 
+#: The NumPy reference loops of each form, by ``reset``; the two forms have different signatures.
+RECURRENCES = {
+    "after": Recurrence(gru_after_recurrence_forward, gru_after_recurrence_backward),
+    "before": Recurrence(gru_before_recurrence_forward, gru_before_recurrence_backward),
+}
+
+
 class GRUCell(Cell):
     r"""GRU cell with the reset gate applied after (default) or before the recurrent product.
 
@@ -291,6 +299,8 @@ class GRUCell(Cell):
 
     Args:
         reset: ``"after"`` (default) or ``"before"``.
+        recurrence: the time loops, by default ``RECURRENCES[reset]`` (NumPy); see
+            :class:`~rnnkit.cells.base.Recurrence`.
 
     Example:
         >>> import numpy as np
@@ -307,20 +317,21 @@ class GRUCell(Cell):
     num_gates = 3
     state_names = ("h",)
 
-    def __init__(self, reset: str = "after") -> None:
+    def __init__(self, reset: str = "after", recurrence: Recurrence | None = None) -> None:
         if reset not in RESETS:
             raise ValueError(f"reset must be 'after' or 'before', got {reset!r}")
         self.reset = reset
+        self.recurrence = RECURRENCES[reset] if recurrence is None else recurrence
 
     def forward(self, x, state0, params, mask=None):
         (h0,) = state0
         if self.reset == "after":
             xg = project(x, params.W_ih, params.b_ih)  # (T, B, 3H)
-            hs, gates, hn = gru_after_recurrence_forward(xg, h0, params.W_hh, params.b_hh, mask)
+            hs, gates, hn = self.recurrence.forward(xg, h0, params.W_hh, params.b_hh, mask)
         else:
             b = None if params.b_ih is None else params.b_ih + params.b_hh
             xg = project(x, params.W_ih, b)  # (T, B, 3H)
-            hs, gates = gru_before_recurrence_forward(xg, h0, params.W_hh, mask)
+            hs, gates = self.recurrence.forward(xg, h0, params.W_hh, mask)
             hn = None
         return hs, (hs[-1],), GRUCache(x, h0, hs, gates, hn, params, mask)
 
@@ -330,13 +341,13 @@ class GRUCell(Cell):
         has_bias = p.b_ih is not None
         h_prev = previous_states(cache.h0, cache.hs)  # (T, B, H)
         if self.reset == "after":
-            da, dgh, dh0 = gru_after_recurrence_backward(
+            da, dgh, dh0 = self.recurrence.backward(
                 dhs, dh_T, cache.h0, cache.hs, cache.gates, cache.hn, p.W_hh, cache.mask
             )
             dW_hh = outer_sum(dgh, h_prev)  # (3H, H)
             db_hh = dgh.sum(axis=(0, 1)) if has_bias else None
         else:
-            da, dh0 = gru_before_recurrence_backward(
+            da, dh0 = self.recurrence.backward(
                 dhs, dh_T, cache.h0, cache.hs, cache.gates, p.W_hh, cache.mask
             )
             s = GRUGates.of(cache.hs.shape[-1])

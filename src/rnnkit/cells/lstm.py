@@ -49,6 +49,7 @@ from rnnkit.cells.base import (
     Cell,
     CellGrads,
     CellParams,
+    Recurrence,
     input_grads,
     outer_sum,
     previous_states,
@@ -177,12 +178,20 @@ def lstm_recurrence_backward(
     return da_all, dh_next, dc_next
 
 
+#: The NumPy reference loops of the LSTM.
+RECURRENCE = Recurrence(lstm_recurrence_forward, lstm_recurrence_backward)
+
+
 class LSTMCell(Cell):
     r"""LSTM cell: gates i, f, g, o, cell state c and hidden state h, as in PyTorch.
 
     The equations of the forward and backward passes are in the docstring of this module,
     :mod:`rnnkit.cells.lstm`. The layer that stacks this cell is :class:`rnnkit.LSTM`. Its state
     is the pair ``(h, c)``.
+
+    Args:
+        recurrence: the time loops, by default :data:`RECURRENCE` (NumPy); see
+            :class:`~rnnkit.cells.base.Recurrence`.
 
     Example:
         >>> import numpy as np
@@ -199,18 +208,21 @@ class LSTMCell(Cell):
     num_gates = 4
     state_names = ("h", "c")
 
+    def __init__(self, recurrence: Recurrence | None = None) -> None:
+        self.recurrence = RECURRENCE if recurrence is None else recurrence
+
     def forward(self, x, state0, params, mask=None):
         h0, c0 = state0
         b = None if params.b_ih is None else params.b_ih + params.b_hh
         xg = project(x, params.W_ih, b)  # (T, B, 4H)
-        hs, cs, gates = lstm_recurrence_forward(xg, h0, c0, params.W_hh, mask)
+        hs, cs, gates = self.recurrence.forward(xg, h0, c0, params.W_hh, mask)
         cache = LSTMCache(x, h0, c0, hs, cs, gates, params, mask)
         return hs, (hs[-1], cs[-1]), cache
 
     def backward(self, dhs, dstate_T, cache):
         dh_T, dc_T = dstate_T
         p = cache.params
-        da, dh0, dc0 = lstm_recurrence_backward(
+        da, dh0, dc0 = self.recurrence.backward(
             dhs, dh_T, dc_T, cache.c0, cache.cs, cache.gates, p.W_hh, cache.mask
         )
         dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, p.b_ih is not None)

@@ -41,6 +41,7 @@ from rnnkit.cells.base import (
     Cell,
     CellGrads,
     CellParams,
+    Recurrence,
     input_grads,
     outer_sum,
     previous_states,
@@ -131,6 +132,10 @@ def rnn_recurrence_backward(
     return da, dh_next
 
 
+#: The NumPy reference loops of the vanilla RNN.
+RECURRENCE = Recurrence(rnn_recurrence_forward, rnn_recurrence_backward)
+
+
 class RNNCell(Cell):
     r"""Vanilla RNN cell, :math:`h_t = \phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})`.
 
@@ -139,6 +144,8 @@ class RNNCell(Cell):
 
     Args:
         nonlinearity: ``"tanh"`` (default) or ``"relu"``.
+        recurrence: the time loops, by default :data:`RECURRENCE` (NumPy); see
+            :class:`~rnnkit.cells.base.Recurrence`.
 
     Example:
         >>> import numpy as np
@@ -154,22 +161,23 @@ class RNNCell(Cell):
     num_gates = 1
     state_names = ("h",)
 
-    def __init__(self, nonlinearity: str = "tanh") -> None:
+    def __init__(self, nonlinearity: str = "tanh", recurrence: Recurrence | None = None) -> None:
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
+        self.recurrence = RECURRENCE if recurrence is None else recurrence
 
     def forward(self, x, state0, params, mask=None):
         (h0,) = state0
         b = None if params.b_ih is None else params.b_ih + params.b_hh
         xg = project(x, params.W_ih, b)  # (T, B, H)
-        hs = rnn_recurrence_forward(xg, h0, params.W_hh, mask, self.nonlinearity)
+        hs = self.recurrence.forward(xg, h0, params.W_hh, mask, self.nonlinearity)
         return hs, (hs[-1],), RNNCache(x, h0, hs, params, mask)
 
     def backward(self, dhs, dstate_T, cache):
         (dh_T,) = dstate_T
         p = cache.params
-        da, dh0 = rnn_recurrence_backward(
+        da, dh0 = self.recurrence.backward(
             dhs, dh_T, cache.hs, p.W_hh, cache.mask, self.nonlinearity
         )
         dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, p.b_ih is not None)
