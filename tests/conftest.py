@@ -53,6 +53,21 @@ def assert_close(actual, expected, rtol: float, what: str = "") -> None:
     )
 
 
+def assert_results_close(layer, ours, ref, rtol: float) -> None:
+    """Compare two runs of forward + backward, each (y, final state, dx, d(initial state), grads)
+    with states as arrays or tuples: every tensor, every parameter gradient, the same names."""
+    (y, s_T, dx, ds0, grads), (y_r, s_r, dx_r, ds0_r, grads_r) = ours, ref
+    assert_close(y, y_r, rtol, "y")
+    for a, b, name in zip(as_tuple(s_T), as_tuple(s_r), layer.state_names, strict=True):
+        assert_close(a, b, rtol, f"final {name}")
+    assert_close(dx, dx_r, rtol, "dx")
+    for a, b, name in zip(as_tuple(ds0), as_tuple(ds0_r), layer.state_names, strict=True):
+        assert_close(a, b, rtol, f"d{name}")
+    assert list(grads) == list(grads_r)
+    for name in grads:
+        assert_close(grads[name], grads_r[name], rtol, f"d{name}")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import KINDS, as_tuple, assert_close, make_layer, state_like
+from conftest import KINDS, as_tuple, assert_results_close, make_layer, state_like
 
 pytest.importorskip("torch")
 import reference
@@ -43,15 +43,7 @@ def compare(kind, *, D, H, num_layers, T, B, bidirectional, batch_first, bias, l
     ref = reference.forward_backward(
         kind, layer, x, as_tuple(state), lengths, np.ascontiguousarray(dy), dstate
     )
-    y_ref, s_ref, dx_ref, ds0_ref, grads_ref = ref
-    assert_close(y, y_ref, RTOL, "y")
-    for a, b in zip(as_tuple(s_T), s_ref):
-        assert_close(a, b, RTOL, "final state")
-    assert_close(dx, dx_ref, RTOL, "dx")
-    for a, b in zip(as_tuple(ds0), ds0_ref):
-        assert_close(a, b, RTOL, "d(initial state)")
-    for name in grads_ref:
-        assert_close(grads[name], grads_ref[name], RTOL, f"d{name}")
+    assert_results_close(layer, (y, s_T, dx, ds0, grads), ref, RTOL)
     return layer, state, s_T, dstate, ds0, y, dx
 
 

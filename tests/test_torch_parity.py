@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from conftest import as_tuple, assert_close, make_layer, state_like
+from conftest import as_tuple, assert_close, assert_results_close, make_layer, state_like
 
 torch = pytest.importorskip("torch")
 pack = torch.nn.utils.rnn
@@ -110,18 +110,8 @@ def check_parity(
         dstate = parts if isinstance(s_T, tuple) else parts[0]
     dx, ds0, grads = layer.backward(dy, cache, dstate)
 
-    y_ref, s_ref, dx_ref, ds0_ref, grads_ref = torch_forward_backward(
-        layer, x, state, lengths, dy, dstate
-    )
-    assert_close(y, y_ref, RTOL, "y")
-    for a, b, name in zip(as_tuple(s_T), s_ref, layer.state_names):
-        assert_close(a, b, RTOL, f"final {name}")
-    assert_close(dx, dx_ref, RTOL, "dx")
-    for a, b, name in zip(as_tuple(ds0), ds0_ref, layer.state_names):
-        assert_close(a, b, RTOL, f"d{name}")
-    assert list(grads) == list(grads_ref)
-    for name in grads:
-        assert_close(grads[name], grads_ref[name], RTOL, f"d{name}")
+    ref = torch_forward_backward(layer, x, state, lengths, dy, dstate)
+    assert_results_close(layer, (y, s_T, dx, ds0, grads), ref, RTOL)
 
 
 def random_configs(n: int, seed: int):
