@@ -11,6 +11,7 @@ differences a correct pass shows about 1e-8 or less.
 from __future__ import annotations
 
 import itertools
+import sys
 import zlib
 
 import numpy as np
@@ -91,3 +92,36 @@ def test_relative_error():
     # an entry far below the tensor's scale is judged against the scale (floor 1e-4)
     # scale = max(|a| + |n|) = 2, so the floor is 2e-4 and the error 1e-9 / 2e-4
     assert relative_error(np.array([1.0, 1e-9]), np.array([1.0, 2e-9])) == pytest.approx(5e-6)
+
+
+class _Kink:
+    """A one-parameter 'layer' y = relu(w x - c) whose kink lies half a step from w."""
+
+    state_names = ("h0",)
+
+    def __init__(self, w: float, c: float) -> None:
+        self.w, self.c = np.array([w]), c
+
+    def parameters(self):
+        return {"w": self.w}
+
+    def forward(self, x, state=None, lengths=None):
+        a = self.w[0] * x - self.c
+        return np.maximum(a, 0.0), np.zeros((1, 1, 1)), (x, a)
+
+    def backward(self, dy, cache, dstate=None):
+        x, a = cache
+        da = dy * (a > 0)
+        return da * self.w[0], np.zeros((1, 1, 1)), {"w": np.array([(da * x).sum()])}
+
+
+@pytest.mark.parametrize("side", [-1, 1])
+def test_gradcheck_sees_through_a_kink_next_to_the_point(side, monkeypatch):
+    """A ReLU kink within the stencil would spoil the central difference; gradcheck detects it
+    and refines the step, so a correct gradient still passes. Without refinement it would not."""
+    eps = 1e-4
+    x = np.array([[[1.5]]])
+    layer = _Kink(0.3, 0.3 * 1.5 + side * 0.5 * eps * 1.5)  # kink at w = 0.3 + side * eps / 2
+    assert max(rnnkit.gradcheck(layer, x, eps=eps).values()) < 1e-9
+    monkeypatch.setattr(sys.modules["rnnkit.gradcheck"], "REFINEMENTS", 0)
+    assert max(rnnkit.gradcheck(layer, x, eps=eps).values()) > 1e-2
