@@ -330,8 +330,8 @@ def test_state_wrong_dtype(kind, state_dtype):
 @pytest.mark.parametrize(
     ("state", "what"),
     [
-        (np.zeros((1, 2, 4)), "a ndarray"),
-        (np.zeros((2, 1, 2, 4)), "a ndarray"),  # stacked (h, c) in one array is not a pair
+        (np.zeros((1, 2, 4)), "an ndarray"),
+        (np.zeros((2, 1, 2, 4)), "an ndarray"),  # stacked (h, c) in one array is not a pair
         ((np.zeros((1, 2, 4)),), "a tuple of length 1"),
         ((np.zeros((1, 2, 4)),) * 3, "a tuple of length 3"),
         ([], "a list of length 0"),

@@ -129,12 +129,15 @@ class Recurrent(Module):
         if n == 1:
             return (_checks.array(name, state, shape, self.dtype, finite=True),)
         if not isinstance(state, (tuple, list)) or len(state) != n:
-            what = f"a {type(state).__name__}"
+            kind = type(state).__name__
+            what = f"{'an' if kind[0] in 'aeiou' or kind == 'ndarray' else 'a'} {kind}"
             if isinstance(state, (tuple, list)):
                 what += f" of length {len(state)}"
+            parts = ", ".join(self.cell.state_names)
+            container = "a pair" if n == 2 else f"a tuple of {n}"
             raise TypeError(
-                f"{name} must be a pair (h, c) of arrays of shape {shape} for {type(self).__name__}"
-                f", got {what}"
+                f"{name} must be {container} ({parts}) of arrays of shape {shape} for "
+                f"{type(self).__name__}, got {what}"
             )
         return tuple(
             _checks.array(f"{name}[{i}] ({s})", v, shape, self.dtype, finite=True)
