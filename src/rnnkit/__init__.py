@@ -10,8 +10,34 @@ backpropagation through time derived and written by hand, in NumPy.
 
 from rnnkit import cells, nn
 from rnnkit.gradcheck import gradcheck
-from rnnkit.nn import GRU, LSTM, RNN, Recurrent
+from rnnkit.nn import (
+    GRU,
+    LSTM,
+    RNN,
+    Dropout,
+    Embedding,
+    LanguageModel,
+    Linear,
+    Recurrent,
+    SequenceClassifier,
+    SequenceRegressor,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LSTM", "RNN", "Recurrent", "__version__", "cells", "gradcheck", "nn"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "Dropout",
+    "Embedding",
+    "LanguageModel",
+    "Linear",
+    "Recurrent",
+    "SequenceClassifier",
+    "SequenceRegressor",
+    "__version__",
+    "cells",
+    "gradcheck",
+    "nn",
+]

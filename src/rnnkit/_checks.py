@@ -123,3 +123,44 @@ def lengths(value: Any, T: int, B: int) -> np.ndarray:
         i = int(np.argmax(bad))
         raise ValueError(f"lengths must lie in [0, {T}] (T = {T}), got lengths[{i}] = {arr[i]}")
     return arr.astype(np.intp)
+
+
+def probability(name: str, value: Any, *, upper_inclusive: bool = False) -> float:
+    """A float in [0, 1), or [0, 1] with ``upper_inclusive``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
+    value = float(value)
+    ok = 0.0 <= value <= 1.0 if upper_inclusive else 0.0 <= value < 1.0
+    if not ok:
+        interval = "[0, 1]" if upper_inclusive else "[0, 1)"
+        raise ValueError(f"{name} must lie in {interval}, got {value}")
+    return value
+
+
+def features(name: str, value: Any, size: int, dtype: np.dtype) -> np.ndarray:
+    """An array (..., size) of the given dtype, at least 1-D."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(
+            f"{name} must be a numpy.ndarray of shape (..., {size}) and dtype {dtype}, "
+            f"got {type(value).__name__}"
+        )
+    if value.ndim < 1 or value.shape[-1] != size:
+        raise ValueError(f"{name} must have shape (..., {size}), got {fmt_shape(value.shape)}")
+    if value.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} (the layer's dtype), got {value.dtype}")
+    return value
+
+
+def token_ids(name: str, value: Any, vocab: int) -> np.ndarray:
+    """Integer ids in [0, vocab), any shape."""
+    arr = np.asarray(value)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer array of token ids, got dtype {arr.dtype}")
+    bad = (arr < 0) | (arr >= vocab)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} must lie in [0, {vocab}) (the vocabulary size), got {arr[index]} at index "
+            f"{index}"
+        )
+    return arr

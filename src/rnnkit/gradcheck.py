@@ -11,10 +11,16 @@ RANDOM = "random"
 
 
 def _as_tuple(state: Any) -> tuple[np.ndarray, ...]:
+    """A state as a tuple of arrays: () for a stateless block's None."""
+    if state is None:
+        return ()
     return tuple(state) if isinstance(state, (tuple, list)) else (state,)
 
 
 def _like(template: Any, parts: tuple[np.ndarray, ...]) -> Any:
+    """``parts`` structured like ``template`` (None, one array, or a tuple)."""
+    if template is None:
+        return None
     return parts if isinstance(template, (tuple, list)) else parts[0]
 
 
@@ -75,11 +81,13 @@ def gradcheck(
     Works on any object with the layer interface: ``forward(x, state, lengths) -> (y, state_T,
     cache)``, ``backward(dy, cache, dstate) -> (dx, dstate0, grads)`` and ``parameters()``
     returning the live float64 arrays (this is how to check your own cell: wrap it in
-    :class:`rnnkit.nn.Recurrent`).
+    :class:`rnnkit.nn.Recurrent`). Layers with dropout are checked in training mode with fixed
+    masks: when the layer has ``rng_state()`` / ``set_rng_state()`` (every
+    :class:`rnnkit.nn.Module` does), each evaluation starts from the same generator states.
 
     Args:
-        layer: the layer, with float64 parameters.
-        x: float64 input.
+        layer: the layer, with float64 parameters. Stateless blocks return None as their state.
+        x: float64 input, or integer token ids (then ``"x"`` is not checked).
         state: initial state or None; when None the analytic pass uses ``state=None`` and the
             finite differences perturb an explicit zero state.
         lengths: optional lengths, passed to ``forward``.
@@ -105,19 +113,32 @@ def gradcheck(
         True
     """
     params = layer.parameters()
-    for name, value in [("x", x), *((f"parameter {k!r}", v) for k, v in params.items())]:
+    check_x = not (isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.integer))
+    checked = [("x", x)] if check_x else []
+    for name, value in [*checked, *((f"parameter {k!r}", v) for k, v in params.items())]:
         if not isinstance(value, np.ndarray) or value.dtype != np.float64:
             got = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
             raise TypeError(f"gradcheck needs float64: {name} is {got}")
     if not (isinstance(eps, float) and eps > 0):
         raise ValueError(f"eps must be a positive float, got {eps!r}")
 
-    y, state_T, cache = layer.forward(x, state, lengths)
+    # Stochastic blocks (dropout) draw the same masks in every evaluation: each forward starts
+    # from the same generator states, so the check sees one fixed function.
+    rng_states = layer.rng_state() if hasattr(layer, "rng_state") else None
+
+    def forward(x_: np.ndarray, state_: Any) -> tuple:
+        if rng_states is not None:
+            layer.set_rng_state(rng_states)
+        return layer.forward(x_, state_, lengths)
+
+    y, state_T, cache = forward(x, state)
     rng = np.random.default_rng(seed)
     if isinstance(dy, str) and dy == RANDOM:
         dy = rng.standard_normal(y.shape)
     if isinstance(dstate, str) and dstate == RANDOM:
         dstate = _like(state_T, tuple(rng.standard_normal(s.shape) for s in _as_tuple(state_T)))
+    elif state_T is None:
+        dstate = None
     dx, dstate0, grads = layer.backward(dy, cache, dstate)
 
     loss = _Loss(dy, dstate, (y, state_T))
@@ -134,17 +155,17 @@ def gradcheck(
             if len(state_parts) == 1
             else tuple(f"state[{i}]" for i in range(len(state_parts)))
         )
-    x_work = np.array(x, dtype=np.float64)
+    x_work = np.array(x, dtype=np.float64 if check_x else x.dtype)
 
     def run() -> tuple:
-        y_, s_, _ = layer.forward(x_work, _like(state_T, state_parts), lengths)
+        y_, s_, _ = forward(x_work, _like(state_T, state_parts))
         return y_, s_
 
     def check(analytic: np.ndarray, array: np.ndarray) -> float:
         numeric = _numeric_gradient(array, run, loss, eps, floor * float(np.abs(analytic).max()))
         return relative_error(analytic, numeric, floor)
 
-    errors = {"x": check(dx, x_work)}
+    errors = {"x": check(dx, x_work)} if check_x else {}
     for name, part, analytic in zip(names, state_parts, _as_tuple(dstate0)):
         errors[name] = check(analytic, part)
     for name, value in params.items():

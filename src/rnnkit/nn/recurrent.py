@@ -33,6 +33,7 @@ class RecurrentCache(NamedTuple):
 
     cells: tuple[tuple[Any, ...], ...]  # [layer][direction] cache of the cell's forward pass
     mask: np.ndarray | None  # (T, B, 1) valid steps; None when every sequence is full length
+    dropout: tuple[np.ndarray | None, ...]  # [layer] (T, B, K*H) keep mask / (1 - p) on its input
     T: int
     B: int
     layer: Any  # the layer whose forward made this cache; backward accepts no other
@@ -50,10 +51,14 @@ class Recurrent(Module):
         batch_first: inputs and outputs are (B, T, ...) instead of (T, B, ...); states are not
             affected (as in PyTorch).
         bidirectional: run a second, time-reversed direction and concatenate its output.
+        dropout: probability of dropping each output of every layer but the last, in training
+            mode (PyTorch's ``dropout``): layer l > 0 reads ``y_{l-1} * m / (1 - p)``, with a
+            fresh Bernoulli(1 - p) keep mask m per element, drawn from ``self.rng``.
         dtype: ``np.float32`` (default) or ``np.float64``, for parameters, inputs and states.
         seed: an int, a ``numpy.random.Generator`` or None, for the initialisation: every
             parameter is drawn from U(-1/sqrt(H), 1/sqrt(H)), PyTorch's default. The draws are
-            made in float64, so the same seed gives the same weights (rounded) in float32.
+            made in float64, so the same seed gives the same weights (rounded) in float32. The
+            generator then lives on as ``self.rng`` for the dropout masks.
 
     Parameters (``state_dict()`` names, shapes and gate order are PyTorch's), for layer ``k``
     with suffix ``_lk`` and ``_lk_reverse`` for the reverse direction:
@@ -71,6 +76,7 @@ class Recurrent(Module):
         bias: bool = True,
         batch_first: bool = False,
         bidirectional: bool = False,
+        dropout: float = 0.0,
         dtype: Any = np.float32,
         seed: Any = None,
     ) -> None:
@@ -84,6 +90,7 @@ class Recurrent(Module):
         self.bias = _checks.boolean("bias", bias)
         self.batch_first = _checks.boolean("batch_first", batch_first)
         self.bidirectional = _checks.boolean("bidirectional", bidirectional)
+        self.dropout = _checks.probability("dropout", dropout)
         self.dtype = _checks.float_dtype(dtype)
         self.num_directions = 2 if self.bidirectional else 1
         rng = _checks.rng(seed)
@@ -98,6 +105,7 @@ class Recurrent(Module):
                 for kind, shape in shapes.items():
                     value = rng.uniform(-bound, bound, size=shape).astype(self.dtype)
                     self._params[self._name(kind, layer, direction)] = value
+        self.rng = rng
 
     # -- naming ---------------------------------------------------------------------------------
 
@@ -186,8 +194,14 @@ class Recurrent(Module):
         state0 = self._check_state("state", state, B)
         K = self.num_directions
         finals = tuple(np.empty(self._state_shape(B), dtype=self.dtype) for _ in state0)
-        layer_in, caches = xt, []
+        layer_in, caches, drop = xt, [], []
         for layer in range(self.num_layers):
+            scale = None
+            if layer > 0 and self.training and self.dropout > 0.0:
+                keep = self.rng.random(layer_in.shape) >= self.dropout
+                scale = keep * np.asarray(1.0 / (1.0 - self.dropout), dtype=self.dtype)
+                layer_in = layer_in * scale
+            drop.append(scale)
             outs, layer_caches = [], []
             for direction in range(K):
                 k = layer * K + direction
@@ -209,7 +223,7 @@ class Recurrent(Module):
         if self.batch_first:
             y = np.ascontiguousarray(y.swapaxes(0, 1))  # (B, T, K*H)
         state_T = finals[0] if len(finals) == 1 else finals
-        return y, state_T, RecurrentCache(tuple(caches), mask, T, B, self)
+        return y, state_T, RecurrentCache(tuple(caches), mask, tuple(drop), T, B, self)
 
     def backward(
         self, dy: np.ndarray, cache: RecurrentCache, dstate: Any = None
@@ -261,6 +275,8 @@ class Recurrent(Module):
                     if value is not None:
                         grads[self._name(kind, layer, direction)] = value
                 d_below = dx if d_below is None else d_below + dx
+            if cache.dropout[layer] is not None:
+                d_below = d_below * cache.dropout[layer]
             d_above = d_below  # (T, B, D or K*H)
         dx = d_above
         dx = np.ascontiguousarray(dx.swapaxes(0, 1) if self.batch_first else dx)
@@ -275,8 +291,9 @@ class Recurrent(Module):
                 ("bias", self.bias),
                 ("batch_first", self.batch_first),
                 ("bidirectional", self.bidirectional),
+                ("dropout", self.dropout),
             ]
-            if v != {"num_layers": 1, "bias": True}.get(k, False)
+            if v != {"num_layers": 1, "bias": True, "dropout": 0.0}.get(k, False)
         )
         return (
             f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra}{self._cell_repr()}"
@@ -316,6 +333,7 @@ class RNN(Recurrent):
         bias: bool = True,
         batch_first: bool = False,
         bidirectional: bool = False,
+        dropout: float = 0.0,
         dtype: Any = np.float32,
         seed: Any = None,
     ) -> None:
@@ -327,6 +345,7 @@ class RNN(Recurrent):
             bias=bias,
             batch_first=batch_first,
             bidirectional=bidirectional,
+            dropout=dropout,
             dtype=dtype,
             seed=seed,
         )
@@ -367,6 +386,7 @@ class LSTM(Recurrent):
         bias: bool = True,
         batch_first: bool = False,
         bidirectional: bool = False,
+        dropout: float = 0.0,
         dtype: Any = np.float32,
         seed: Any = None,
     ) -> None:
@@ -378,6 +398,7 @@ class LSTM(Recurrent):
             bias=bias,
             batch_first=batch_first,
             bidirectional=bidirectional,
+            dropout=dropout,
             dtype=dtype,
             seed=seed,
         )
@@ -414,6 +435,7 @@ class GRU(Recurrent):
         bias: bool = True,
         batch_first: bool = False,
         bidirectional: bool = False,
+        dropout: float = 0.0,
         dtype: Any = np.float32,
         seed: Any = None,
     ) -> None:
@@ -425,6 +447,7 @@ class GRU(Recurrent):
             bias=bias,
             batch_first=batch_first,
             bidirectional=bidirectional,
+            dropout=dropout,
             dtype=dtype,
             seed=seed,
         )

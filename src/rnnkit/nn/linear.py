@@ -1,0 +1,93 @@
+r"""The affine output layer, applied to the last axis: per time step, or to pooled features.
+
+Forward and backward, for x of shape (..., I) and dL/dy of shape (..., O):
+
+.. math::
+
+    y = x W^\top + b, \qquad
+    \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} W, \qquad
+    \frac{\partial L}{\partial W} = \sum \left(\frac{\partial L}{\partial y}\right)^\top x, \qquad
+    \frac{\partial L}{\partial b} = \sum \frac{\partial L}{\partial y}
+
+with the sums over every leading position (time steps and batch rows).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from rnnkit import _checks
+from rnnkit.nn.module import Module
+
+
+class LinearCache(NamedTuple):
+    x: np.ndarray  # (..., I) the input, kept for dL/dW
+
+
+class Linear(Module):
+    """``y = x W^T + b`` over the last axis; PyTorch's names (``weight`` (O, I), ``bias`` (O,)).
+
+    Args:
+        in_features: I.
+        out_features: O.
+        bias: whether there is a bias.
+        dtype: ``np.float32`` (default) or ``np.float64``.
+        seed: int, Generator or None. PyTorch's initialisation: weight and bias from
+            U(-1/sqrt(I), 1/sqrt(I)).
+
+    Example:
+        >>> import numpy as np, rnnkit
+        >>> head = rnnkit.Linear(4, 3, dtype=np.float64, seed=0)
+        >>> y, cache = head.forward(np.ones((5, 2, 4)))  # every step of a (T, B, I) batch
+        >>> dx, grads = head.backward(np.ones_like(y), cache)
+        >>> y.shape, dx.shape, grads["weight"].shape
+        ((5, 2, 3), (5, 2, 4), (3, 4))
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        dtype: Any = np.float32,
+        seed: Any = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = _checks.positive_int("in_features", in_features)
+        self.out_features = _checks.positive_int("out_features", out_features)
+        self.bias = _checks.boolean("bias", bias)
+        self.dtype = _checks.float_dtype(dtype)
+        rng = _checks.rng(seed)
+        bound = 1.0 / np.sqrt(self.in_features)
+        shape = (self.out_features, self.in_features)
+        self._params["weight"] = rng.uniform(-bound, bound, shape).astype(self.dtype)
+        if self.bias:
+            self._params["bias"] = rng.uniform(-bound, bound, self.out_features).astype(self.dtype)
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, LinearCache]:
+        """``x`` (..., I) -> ``y`` (..., O)."""
+        x = _checks.features("x", x, self.in_features, self.dtype)
+        y = x @ self._params["weight"].T  # (..., O)
+        if self.bias:
+            y += self._params["bias"]
+        return y, LinearCache(x)
+
+    def backward(self, dy: np.ndarray, cache: LinearCache) -> tuple[np.ndarray, dict]:
+        """dL/dy (..., O) -> (dL/dx (..., I), {"weight": dL/dW, "bias": dL/db})."""
+        shape = (*cache.x.shape[:-1], self.out_features)
+        dy = _checks.array("dy", dy, shape, self.dtype)
+        W = self._params["weight"]
+        dy2 = dy.reshape(-1, self.out_features)  # (N, O)
+        grads = {"weight": dy2.T @ cache.x.reshape(-1, self.in_features)}  # (O, I)
+        if self.bias:
+            grads["bias"] = dy2.sum(axis=0)  # (O,)
+        return dy @ W, grads
+
+    def __repr__(self) -> str:
+        return (
+            f"Linear({self.in_features}, {self.out_features}"
+            f"{'' if self.bias else ', bias=False'}, dtype={self.dtype.name})"
+        )
