@@ -8,7 +8,7 @@ backpropagation through time derived and written by hand, in NumPy.
 ((7, 2, 5), (2, 2, 5))
 """
 
-from rnnkit import cells, nn
+from rnnkit import cells, init, losses, nn
 from rnnkit.gradcheck import gradcheck
 from rnnkit.nn import (
     GRU,
@@ -39,5 +39,7 @@ __all__ = [
     "__version__",
     "cells",
     "gradcheck",
+    "init",
+    "losses",
     "nn",
 ]
