@@ -8,7 +8,7 @@ backpropagation through time derived and written by hand, in NumPy.
 ((7, 2, 5), (2, 2, 5))
 """
 
-from rnnkit import cells, init, losses, nn
+from rnnkit import cells, checkpoint, init, losses, nn, optim
 from rnnkit.gradcheck import gradcheck
 from rnnkit.nn import (
     GRU,
@@ -38,8 +38,10 @@ __all__ = [
     "SequenceRegressor",
     "__version__",
     "cells",
+    "checkpoint",
     "gradcheck",
     "init",
     "losses",
     "nn",
+    "optim",
 ]

@@ -6,9 +6,28 @@ the forward and backward (BPTT) equations. :mod:`~rnnkit.cells.base` defines the
 share; the layers in :mod:`rnnkit.nn` are built on it.
 """
 
-from rnnkit.cells.base import Cell, CellGrads, CellParams, Recurrence
+from rnnkit.cells.base import (
+    Cell,
+    CellGrads,
+    CellParams,
+    Recurrence,
+    Regularisation,
+    Step,
+    StepCell,
+)
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.rnn import RNNCell
 
-__all__ = ["Cell", "CellGrads", "CellParams", "GRUCell", "LSTMCell", "RNNCell", "Recurrence"]
+__all__ = [
+    "Cell",
+    "CellGrads",
+    "CellParams",
+    "GRUCell",
+    "LSTMCell",
+    "RNNCell",
+    "Recurrence",
+    "Regularisation",
+    "Step",
+    "StepCell",
+]

@@ -1,4 +1,4 @@
-"""The interface every recurrent cell implements, and the pieces the cells share.
+r"""The interface every recurrent cell implements, and the pieces the cells share.
 
 A *cell* is one recurrence: its step equations, its forward pass over a whole sequence and its
 backward pass (backpropagation through time). A cell object holds configuration only (for
@@ -7,19 +7,17 @@ lives in pure functions of the cell's module. One driver, :class:`rnnkit.nn.Recu
 cells into layers, runs the reverse direction of a bidirectional layer and handles variable
 lengths for every cell alike.
 
-Each cell module splits its sequence pass in three, so that a compiled kernel can later replace
-the middle part without touching any caller:
+Each built-in cell is a :class:`StepCell`: its module defines the cell's *step* (the equations
+of one time step, forward and backward, as a :class:`Step`) and :class:`StepCell` runs the whole
+sequence in three parts, so that a compiled kernel can later replace the middle part without
+touching any caller:
 
 1. the input projection of all time steps, one matrix product before the loop;
-2. the *recurrence*: a pair of pure functions ``<cell>_recurrence_forward`` and
-   ``<cell>_recurrence_backward`` holding the only sequential loop (their signatures are
-   documented per cell), bundled as a :class:`Recurrence`;
+2. the *recurrence*, the only sequential loop, reached through the cell's ``recurrence``
+   attribute (a :class:`Recurrence`). Its default is the NumPy driver of
+   :mod:`rnnkit.cells.loop` run with the cell's step; a faster implementation with the same
+   signatures is swapped in with ``cell.recurrence = ...`` and tested against it;
 3. the parameter gradients, one matrix product after the backward loop.
-
-A cell calls its loops through its ``recurrence`` attribute, which defaults to the NumPy
-reference of its module (``RECURRENCE``, or ``RECURRENCES[reset]`` for the GRU). A faster
-implementation with the same signatures is swapped in by constructing the cell with
-``recurrence=...`` (or setting ``layer.cell.recurrence``), and tested against the reference.
 
 Variable lengths reach a cell as a boolean ``mask`` of shape (T, B, 1): at a step where
 ``mask[t, b]`` is False the row's state is carried unchanged, ``h_t = h_{t-1}`` (and
@@ -28,15 +26,32 @@ valid step, and a time-reversed sequence starts each row from its initial state 
 valid step, which is how packed sequences behave. In the backward pass a masked step passes
 ``dh`` (and ``dc``) straight through and contributes nothing to any parameter gradient.
 
+Regularisation inside the recurrence reaches a cell as a :class:`Regularisation`:
+
+- *recurrent dropout* (Gal & Ghahramani 2016): one mask per sequence, the same at every step, on
+  the hidden state where it enters the recurrent products: :math:`\bar h_{t-1} = h_{t-1} \odot m`
+  replaces :math:`h_{t-1}` in every :math:`W_{hh} h_{t-1}` (the GRU's interpolation
+  :math:`z \odot h_{t-1}` and the LSTM's cell state are left alone). Backward: the gradient
+  that flows through the products is multiplied by :math:`m`;
+- *zoneout* (Krueger et al. 2016): each unit of each state keeps its previous value with
+  probability z at each step: :math:`s_t = u_t \odot \tilde s_t + (1 - u_t) \odot s_{t-1}`
+  with :math:`u_t \sim \mathrm{Bernoulli}(1 - z)` in training and :math:`u_t = 1 - z` (the
+  expectation) in evaluation, :math:`\tilde s_t` the cell's own update. Backward:
+  :math:`\delta \tilde s_t = u_t \odot \delta s_t` and
+  :math:`\delta s_{t-1} \mathrel{+}= (1 - u_t) \odot \delta s_t`.
+
 Shapes: T = time steps, B = batch, D = input size, H = hidden size, G = number of gates.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from rnnkit.cells import loop
 
 
 class CellParams(NamedTuple):
@@ -57,12 +72,50 @@ class CellGrads(NamedTuple):
     db_hh: np.ndarray | None  # (G*H,)
 
 
+class Regularisation(NamedTuple):
+    """Masks of the regularisation inside the recurrence, for one layer and direction."""
+
+    h_drop: np.ndarray | None  # (B, H) keep mask / (1 - p) on h entering W_hh; None: none
+    zone: tuple[np.ndarray | None, ...] | None  # per state, (T, B, H) update weights u; None: none
+
+
+class Step(NamedTuple):
+    """The equations of one time step of a cell, forward and backward.
+
+    ``forward(xg_t, prev, h_in, P, out_states, out_saved)`` writes the cell's update of every
+    state (the candidate before zoneout and masking) into ``out_states`` and what its backward
+    needs into ``out_saved`` (arrays of shape (B, n) for ``n`` in ``saved_sizes(H)``). ``xg_t``
+    (B, G) is the projected input, ``prev`` the previous states, ``h_in`` the hidden state that
+    enters the recurrent products (``prev[0]``, or ``prev[0] * m`` under recurrent dropout) and
+    ``P`` the cell's prepared recurrent parameters.
+
+    ``backward(d_cand, prev, h_in, saved_t, P) -> (da, dgh, dh_in, d_prev)``: from the gradients
+    at the candidate states, dL/d(gate pre-activations) ``da`` (B, G); dL/d(recurrent product
+    ``h_in W_hh^T + b_hh``) ``dgh`` (B, G), or None when it equals ``da``; dL/dh_in (B, H); and
+    the direct gradients at the previous states that do not pass through ``h_in`` (a tuple with
+    None where there is none).
+    """
+
+    forward: Callable[..., None]
+    backward: Callable[..., tuple]
+    saved_sizes: Callable[[int], tuple[int, ...]]
+
+
 class Recurrence(NamedTuple):
     """A cell's two time loops: the only sequential code, and the part a compiled kernel replaces.
 
-    ``forward`` and ``backward`` have the signatures of the cell module's
-    ``<cell>_recurrence_forward`` and ``<cell>_recurrence_backward``; they must not modify their
-    arguments.
+    ``forward(xg, state0, P, mask, reg) -> (states, saved)``: from the projected inputs ``xg``
+    (T, B, G), the initial states (a tuple of (B, H)), the cell's prepared parameters ``P``, the
+    length ``mask`` and the :class:`Regularisation` ``reg`` (either may be None), the states
+    after every step (a tuple of (T, B, H)) and the per-step values the backward pass needs
+    (a tuple of (T, B, n), laid out as the cell's :class:`Step` saves them).
+
+    ``backward(dhs, dstate_T, states, state0, saved, P, mask, reg) -> (da, dgh, dstate0)``:
+    from the gradients at each step's hidden state from outside (T, B, H) and at the final
+    states, dL/d(gate pre-activations) (T, B, G), dL/d(recurrent products) (T, B, G) or None
+    when equal, and the gradients at the initial states.
+
+    Neither may modify its arguments.
     """
 
     forward: Callable[..., Any]
@@ -75,15 +128,16 @@ class Cell:
 
     Subclasses set :attr:`num_gates` and :attr:`state_names` and implement :meth:`forward` and
     :meth:`backward`. States are tuples of (B, H) arrays in the order of :attr:`state_names`:
-    ``("h",)`` for the vanilla RNN and the GRU, ``("h", "c")`` for the LSTM.
+    ``("h",)`` for the vanilla RNN and the GRU, ``("h", "c")`` for the LSTM. A cell that also
+    accepts a :class:`Regularisation` sets :attr:`supports_regularisation`.
     """
 
     #: Number of gate blocks fused in the weight matrices (rows = num_gates * H).
     num_gates: int = 1
     #: Names of the state tensors, in the order the state tuple holds them.
     state_names: tuple[str, ...] = ("h",)
-    #: The time loops this cell runs (see :class:`Recurrence`).
-    recurrence: Recurrence
+    #: Whether :meth:`forward` takes ``reg`` (recurrent dropout, zoneout).
+    supports_regularisation: bool = False
 
     def forward(
         self,
@@ -91,6 +145,7 @@ class Cell:
         state0: tuple[np.ndarray, ...],
         params: CellParams,
         mask: np.ndarray | None = None,
+        reg: Regularisation | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...], Any]:
         """Run the cell over a sequence.
 
@@ -99,6 +154,7 @@ class Cell:
             state0: initial state, a tuple of (B, H) arrays.
             params: the cell's parameters.
             mask: optional (T, B, 1) boolean array; False marks steps that carry the state.
+            reg: optional recurrent dropout and zoneout masks.
 
         Returns:
             ``(hs, state_T, cache)``: the hidden state after every step (T, B, H) (at masked
@@ -135,6 +191,84 @@ class Cell:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class StepCache(NamedTuple):
+    """What :meth:`StepCell.backward` needs; nothing is recomputed but the recurrent input."""
+
+    x: np.ndarray  # (T, B, D) inputs
+    state0: tuple[np.ndarray, ...]  # each (B, H)
+    states: tuple[np.ndarray, ...]  # each (T, B, H): the states after every step
+    saved: tuple[np.ndarray, ...]  # each (T, B, n): what the cell's step saved
+    params: CellParams
+    prepared: Any  # the cell's prepared recurrent parameters
+    mask: np.ndarray | None  # (T, B, 1) valid steps, None when all are valid
+    reg: Regularisation | None
+
+
+class StepCell(Cell):
+    """A cell defined by its :class:`Step`: the sequence passes are shared by every such cell.
+
+    Subclasses provide :meth:`make_step` (or a ``STEP``), :meth:`projection_bias`,
+    :meth:`prepare` and, where the recurrent weight gradient is not the plain
+    ``sum_t dgh_t^T h_in_t``, :meth:`recurrent_grads`.
+    """
+
+    supports_regularisation = True
+
+    def __init__(self, step: Step, recurrence: Recurrence | None = None) -> None:
+        self.step_equations = step
+        self.recurrence = numpy_recurrence(step) if recurrence is None else recurrence
+
+    # -- what each cell says ------------------------------------------------------------------
+
+    def projection_bias(self, params: CellParams) -> np.ndarray | None:
+        """The bias added in the input projection: both biases, folded (the default)."""
+        return None if params.b_ih is None else params.b_ih + params.b_hh
+
+    def prepare(self, params: CellParams) -> Any:
+        """The recurrent parameters as the step uses them (transposes, slices)."""
+        raise NotImplementedError
+
+    def recurrent_grads(
+        self, dgh: np.ndarray, h_in: np.ndarray, saved: tuple, has_bias: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """dL/dW_hh and dL/db_hh from dL/d(h_in W_hh^T + b_hh) (T, B, G) and h_in (T, B, H)."""
+        return outer_sum(dgh, h_in), (dgh.sum(axis=(0, 1)) if has_bias else None)
+
+    # -- the shared sequence passes -----------------------------------------------------------
+
+    def forward(self, x, state0, params, mask=None, reg=None):
+        xg = project(x, params.W_ih, self.projection_bias(params))  # (T, B, G)
+        prepared = self.prepare(params)
+        states, saved = self.recurrence.forward(xg, tuple(state0), prepared, mask, reg)
+        cache = StepCache(x, tuple(state0), states, saved, params, prepared, mask, reg)
+        return states[0], tuple(s[-1] for s in states), cache
+
+    def backward(self, dhs, dstate_T, cache):
+        p = cache.params
+        da, dgh, dstate0 = self.recurrence.backward(
+            dhs,
+            tuple(dstate_T),
+            cache.states,
+            cache.state0,
+            cache.saved,
+            cache.prepared,
+            cache.mask,
+            cache.reg,
+        )
+        has_bias = p.b_ih is not None
+        dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, has_bias)
+        h_in = previous_states(cache.state0[0], cache.states[0])  # (T, B, H)
+        if cache.reg is not None and cache.reg.h_drop is not None:
+            h_in = h_in * cache.reg.h_drop
+        dW_hh, db_hh = self.recurrent_grads(da if dgh is None else dgh, h_in, cache.saved, has_bias)
+        return dx, dstate0, CellGrads(dW_ih, dW_hh, db_ih, db_hh)
+
+
+def numpy_recurrence(step: Step) -> Recurrence:
+    """The NumPy reference loops of :mod:`rnnkit.cells.loop`, bound to a cell's step."""
+    return Recurrence(partial(loop.forward, step), partial(loop.backward, step))
 
 
 def sigmoid(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

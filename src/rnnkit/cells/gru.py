@@ -68,17 +68,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.cells.base import (
-    Cell,
-    CellGrads,
-    CellParams,
-    Recurrence,
-    input_grads,
-    outer_sum,
-    previous_states,
-    project,
-    sigmoid,
-)
+from rnnkit.cells.base import CellParams, Recurrence, Step, StepCell, outer_sum, sigmoid
 
 RESETS = ("after", "before")
 
@@ -96,16 +86,19 @@ class GRUGates(NamedTuple):
         return cls(slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H), slice(0, 2 * H))
 
 
-class GRUCache(NamedTuple):
-    """What the backward pass of :class:`GRUCell` needs; nothing is recomputed."""
+class GRUAfterPrepared(NamedTuple):
+    W_hhT: np.ndarray  # (H, 3H)
+    W_hh: np.ndarray  # (3H, H)
+    b_hh: np.ndarray | None  # (3H,): stays in the loop, b_hn sits inside the reset product
+    gates: GRUGates
 
-    x: np.ndarray  # (T, B, D) inputs
-    h0: np.ndarray  # (B, H) initial state
-    hs: np.ndarray  # (T, B, H) state after each step
-    gates: np.ndarray  # (T, B, 3H) activated gates r, z, n
-    hn: np.ndarray | None  # (T, B, H) W_hn h_{t-1} + b_hn (reset="after" only)
-    params: CellParams
-    mask: np.ndarray | None  # (T, B, 1) valid steps, None when all are valid
+
+class GRUBeforePrepared(NamedTuple):
+    W_rzT: np.ndarray  # (H, 2H)
+    W_nT: np.ndarray  # (H, H)
+    W_rz: np.ndarray  # (2H, H)
+    W_n: np.ndarray  # (H, H)
+    gates: GRUGates
 
 
 def _blend(h: np.ndarray, n: np.ndarray, z: np.ndarray, h_prev: np.ndarray) -> None:
@@ -115,180 +108,70 @@ def _blend(h: np.ndarray, n: np.ndarray, z: np.ndarray, h_prev: np.ndarray) -> N
     h += n
 
 
-def gru_after_recurrence_forward(
-    xg: np.ndarray,
-    h0: np.ndarray,
-    W_hh: np.ndarray,
-    b_hh: np.ndarray | None,
-    mask: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The recurrence of the reset-after GRU.
-
-    Args:
-        xg: projected inputs x_t W_ih^T + b_ih (T, B, 3H); b_hh is *not* folded in, because
-            b_hn sits inside the reset product.
-        h0: initial state (B, H).
-        W_hh: recurrent weights (3H, H).
-        b_hh: recurrent bias (3H,) or None.
-        mask: (T, B, 1) boolean or None; False carries the state through the step.
-
-    Returns:
-        ``(hs, gates, hn)``: states (T, B, H), activated gates r, z, n (T, B, 3H) and
-        W_hn h_{t-1} + b_hn (T, B, H).
-    """
-    T, B, G = xg.shape
-    H = G // 3
-    s = GRUGates.of(H)
-    hs = np.empty((T, B, H), dtype=xg.dtype)
-    hn = np.empty((T, B, H), dtype=xg.dtype)
-    gates = np.empty_like(xg)  # (T, B, 3H)
-    W_hhT = W_hh.T
-    h_prev = h0
-    for t in range(T):
-        gh = h_prev @ W_hhT  # (B, 3H)
-        if b_hh is not None:
-            gh += b_hh
-        a = gates[t]
-        np.add(xg[t, :, s.rz], gh[:, s.rz], out=a[:, s.rz])
-        sigmoid(a[:, s.rz], out=a[:, s.rz])
-        hn[t] = gh[:, s.n]
-        np.multiply(a[:, s.r], gh[:, s.n], out=a[:, s.n])
-        a[:, s.n] += xg[t, :, s.n]
-        np.tanh(a[:, s.n], out=a[:, s.n])
-        h = hs[t]
-        _blend(h, a[:, s.n], a[:, s.z], h_prev)
-        if mask is not None:
-            np.copyto(h, h_prev, where=~mask[t])
-        h_prev = h
-    return hs, gates, hn
+def gru_after_step_forward(xg_t, prev, h_in, P: GRUAfterPrepared, out_states, out_saved) -> None:
+    """Reset-after step; saves the activated gates r, z, n (B, 3H) and W_hn h_in + b_hn (B, H).
+    ``xg_t`` holds x W_ih^T + b_ih only."""
+    s = P.gates
+    a, hn = out_saved
+    gh = h_in @ P.W_hhT  # (B, 3H)
+    if P.b_hh is not None:
+        gh += P.b_hh
+    np.add(xg_t[:, s.rz], gh[:, s.rz], out=a[:, s.rz])
+    sigmoid(a[:, s.rz], out=a[:, s.rz])
+    hn[...] = gh[:, s.n]
+    np.multiply(a[:, s.r], hn, out=a[:, s.n])
+    a[:, s.n] += xg_t[:, s.n]
+    np.tanh(a[:, s.n], out=a[:, s.n])
+    _blend(out_states[0], a[:, s.n], a[:, s.z], prev[0])
 
 
-def gru_after_recurrence_backward(
-    dhs: np.ndarray,
-    dh_T: np.ndarray,
-    h0: np.ndarray,
-    hs: np.ndarray,
-    gates: np.ndarray,
-    hn: np.ndarray,
-    W_hh: np.ndarray,
-    mask: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """BPTT through :func:`gru_after_recurrence_forward`.
-
-    Returns:
-        ``(da, dgh, dh0)``: dL/d(x W_ih^T + b_ih) and dL/d(h W_hh^T + b_hh), both (T, B, 3H) and
-        zero at masked steps, and dL/dh0 (B, H).
-    """
-    T, _, H = hs.shape
-    s = GRUGates.of(H)
-    da_all = np.empty_like(gates)  # (T, B, 3H)
-    dgh_all = np.empty_like(gates)  # (T, B, 3H)
-    dh_next = dh_T
-    for t in range(T - 1, -1, -1):
-        g = gates[t]
-        r, z, n = g[:, s.r], g[:, s.z], g[:, s.n]
-        h_prev = hs[t - 1] if t > 0 else h0
-        dh = dh_next + dhs[t]  # (B, H)
-        da, dgh = da_all[t], dgh_all[t]
-        np.multiply(dh * (1.0 - z), 1.0 - n * n, out=da[:, s.n])
-        np.multiply(dh * (h_prev - n), z * (1.0 - z), out=da[:, s.z])
-        np.multiply(da[:, s.n] * hn[t], r * (1.0 - r), out=da[:, s.r])
-        dgh[:, s.rz] = da[:, s.rz]
-        np.multiply(da[:, s.n], r, out=dgh[:, s.n])
-        if mask is not None:
-            m = mask[t]
-            da *= m
-            dgh *= m
-            dh_next = np.where(m, dgh @ W_hh + dh * z, dh)
-        else:
-            dh_next = dgh @ W_hh + dh * z
-    return da_all, dgh_all, dh_next
+def gru_after_step_backward(d_cand, prev, h_in, saved_t, P: GRUAfterPrepared):
+    s = P.gates
+    (dh,) = d_cand
+    a, hn = saved_t
+    r, z, n = a[:, s.r], a[:, s.z], a[:, s.n]
+    da = np.empty_like(a)  # (B, 3H)
+    np.multiply(dh * (1.0 - z), 1.0 - n * n, out=da[:, s.n])
+    np.multiply(dh * (prev[0] - n), z * (1.0 - z), out=da[:, s.z])
+    np.multiply(da[:, s.n] * hn, r * (1.0 - r), out=da[:, s.r])
+    dgh = da.copy()
+    dgh[:, s.n] *= r
+    return da, dgh, dgh @ P.W_hh, (dh * z,)
 
 
-def gru_before_recurrence_forward(
-    xg: np.ndarray, h0: np.ndarray, W_hh: np.ndarray, mask: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The recurrence of the reset-before (textbook) GRU.
-
-    Args:
-        xg: projected inputs with both biases folded in, x_t W_ih^T + b_ih + b_hh (T, B, 3H):
-            b_hn sits outside the product W_hn (r * h), so it folds in like the others.
-        h0: initial state (B, H).
-        W_hh: recurrent weights (3H, H).
-        mask: (T, B, 1) boolean or None; False carries the state through the step.
-
-    Returns:
-        ``(hs, gates)``: states (T, B, H) and activated gates r, z, n (T, B, 3H).
-    """
-    T, B, G = xg.shape
-    H = G // 3
-    s = GRUGates.of(H)
-    hs = np.empty((T, B, H), dtype=xg.dtype)
-    gates = np.empty_like(xg)  # (T, B, 3H)
-    W_rzT = W_hh[s.rz].T  # (H, 2H)
-    W_nT = W_hh[s.n].T  # (H, H)
-    h_prev = h0
-    for t in range(T):
-        a = gates[t]
-        np.add(xg[t, :, s.rz], h_prev @ W_rzT, out=a[:, s.rz])
-        sigmoid(a[:, s.rz], out=a[:, s.rz])
-        np.add(xg[t, :, s.n], (a[:, s.r] * h_prev) @ W_nT, out=a[:, s.n])
-        np.tanh(a[:, s.n], out=a[:, s.n])
-        h = hs[t]
-        _blend(h, a[:, s.n], a[:, s.z], h_prev)
-        if mask is not None:
-            np.copyto(h, h_prev, where=~mask[t])
-        h_prev = h
-    return hs, gates
+def gru_before_step_forward(xg_t, prev, h_in, P: GRUBeforePrepared, out_states, out_saved) -> None:
+    """Reset-before step; saves the activated gates r, z, n (B, 3H). ``xg_t`` holds both
+    biases (b_hn sits outside the product W_hn (r * h), so it folds in like the others)."""
+    s = P.gates
+    (a,) = out_saved
+    np.add(xg_t[:, s.rz], h_in @ P.W_rzT, out=a[:, s.rz])
+    sigmoid(a[:, s.rz], out=a[:, s.rz])
+    np.add(xg_t[:, s.n], (a[:, s.r] * h_in) @ P.W_nT, out=a[:, s.n])
+    np.tanh(a[:, s.n], out=a[:, s.n])
+    _blend(out_states[0], a[:, s.n], a[:, s.z], prev[0])
 
 
-def gru_before_recurrence_backward(
-    dhs: np.ndarray,
-    dh_T: np.ndarray,
-    h0: np.ndarray,
-    hs: np.ndarray,
-    gates: np.ndarray,
-    W_hh: np.ndarray,
-    mask: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """BPTT through :func:`gru_before_recurrence_forward`.
-
-    Returns:
-        ``(da, dh0)``: dL/d(gate pre-activations) (T, B, 3H), zero at masked steps, and dL/dh0.
-    """
-    T, _, H = hs.shape
-    s = GRUGates.of(H)
-    W_rz = W_hh[s.rz]  # (2H, H)
-    W_n = W_hh[s.n]  # (H, H)
-    da_all = np.empty_like(gates)  # (T, B, 3H)
-    dh_next = dh_T
-    for t in range(T - 1, -1, -1):
-        g = gates[t]
-        r, z, n = g[:, s.r], g[:, s.z], g[:, s.n]
-        h_prev = hs[t - 1] if t > 0 else h0
-        dh = dh_next + dhs[t]  # (B, H)
-        da = da_all[t]
-        np.multiply(dh * (1.0 - z), 1.0 - n * n, out=da[:, s.n])
-        np.multiply(dh * (h_prev - n), z * (1.0 - z), out=da[:, s.z])
-        drh = da[:, s.n] @ W_n  # (B, H) gradient of r * h_prev
-        np.multiply(drh * h_prev, r * (1.0 - r), out=da[:, s.r])
-        dh_prev = da[:, s.rz] @ W_rz + drh * r + dh * z
-        if mask is not None:
-            m = mask[t]
-            da *= m
-            dh_prev = np.where(m, dh_prev, dh)
-        dh_next = dh_prev
-    return da_all, dh_next
+def gru_before_step_backward(d_cand, prev, h_in, saved_t, P: GRUBeforePrepared):
+    s = P.gates
+    (dh,) = d_cand
+    (a,) = saved_t
+    r, z, n = a[:, s.r], a[:, s.z], a[:, s.n]
+    da = np.empty_like(a)  # (B, 3H)
+    np.multiply(dh * (1.0 - z), 1.0 - n * n, out=da[:, s.n])
+    np.multiply(dh * (prev[0] - n), z * (1.0 - z), out=da[:, s.z])
+    drh = da[:, s.n] @ P.W_n  # (B, H): the gradient of r * h_in
+    np.multiply(drh * h_in, r * (1.0 - r), out=da[:, s.r])
+    return da, None, da[:, s.rz] @ P.W_rz + drh * r, (dh * z,)
 
 
-#: The NumPy reference loops of each form, by ``reset``; the two forms have different signatures.
-RECURRENCES = {
-    "after": Recurrence(gru_after_recurrence_forward, gru_after_recurrence_backward),
-    "before": Recurrence(gru_before_recurrence_forward, gru_before_recurrence_backward),
+#: The steps of the two forms, by ``reset``.
+STEPS = {
+    "after": Step(gru_after_step_forward, gru_after_step_backward, lambda H: (3 * H, H)),
+    "before": Step(gru_before_step_forward, gru_before_step_backward, lambda H: (3 * H,)),
 }
 
 
-class GRUCell(Cell):
+class GRUCell(StepCell):
     r"""GRU cell with the reset gate applied after (default) or before the recurrent product.
 
     ``reset="after"`` is the cuDNN / PyTorch / Keras ``reset_after=True`` form,
@@ -299,7 +182,7 @@ class GRUCell(Cell):
 
     Args:
         reset: ``"after"`` (default) or ``"before"``.
-        recurrence: the time loops, by default ``RECURRENCES[reset]`` (NumPy); see
+        recurrence: the time loops, by default the NumPy reference; see
             :class:`~rnnkit.cells.base.Recurrence`.
 
     Example:
@@ -321,45 +204,30 @@ class GRUCell(Cell):
         if reset not in RESETS:
             raise ValueError(f"reset must be 'after' or 'before', got {reset!r}")
         self.reset = reset
-        self.recurrence = RECURRENCES[reset] if recurrence is None else recurrence
+        super().__init__(STEPS[reset], recurrence)
 
-    def forward(self, x, state0, params, mask=None):
-        (h0,) = state0
+    def projection_bias(self, params: CellParams) -> np.ndarray | None:
         if self.reset == "after":
-            xg = project(x, params.W_ih, params.b_ih)  # (T, B, 3H)
-            hs, gates, hn = self.recurrence.forward(xg, h0, params.W_hh, params.b_hh, mask)
-        else:
-            b = None if params.b_ih is None else params.b_ih + params.b_hh
-            xg = project(x, params.W_ih, b)  # (T, B, 3H)
-            hs, gates = self.recurrence.forward(xg, h0, params.W_hh, mask)
-            hn = None
-        return hs, (hs[-1],), GRUCache(x, h0, hs, gates, hn, params, mask)
+            return params.b_ih  # b_hh stays in the loop: b_hn is inside the reset product
+        return super().projection_bias(params)
 
-    def backward(self, dhs, dstate_T, cache):
-        (dh_T,) = dstate_T
-        p = cache.params
-        has_bias = p.b_ih is not None
-        h_prev = previous_states(cache.h0, cache.hs)  # (T, B, H)
+    def prepare(self, params: CellParams):
+        H = params.W_hh.shape[1]
+        s = GRUGates.of(H)
         if self.reset == "after":
-            da, dgh, dh0 = self.recurrence.backward(
-                dhs, dh_T, cache.h0, cache.hs, cache.gates, cache.hn, p.W_hh, cache.mask
-            )
-            dW_hh = outer_sum(dgh, h_prev)  # (3H, H)
-            db_hh = dgh.sum(axis=(0, 1)) if has_bias else None
-        else:
-            da, dh0 = self.recurrence.backward(
-                dhs, dh_T, cache.h0, cache.hs, cache.gates, p.W_hh, cache.mask
-            )
-            s = GRUGates.of(cache.hs.shape[-1])
-            dW_hh = np.concatenate(
-                [
-                    outer_sum(da[..., s.rz], h_prev),  # (2H, H)
-                    outer_sum(da[..., s.n], cache.gates[..., s.r] * h_prev),  # (H, H)
-                ]
-            )
-            db_hh = da.sum(axis=(0, 1)) if has_bias else None
-        dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, has_bias)
-        return dx, (dh0,), CellGrads(dW_ih, dW_hh, db_ih, db_hh)
+            return GRUAfterPrepared(params.W_hh.T, params.W_hh, params.b_hh, s)
+        W_rz, W_n = params.W_hh[s.rz], params.W_hh[s.n]
+        return GRUBeforePrepared(W_rz.T, W_n.T, W_rz, W_n, s)
+
+    def recurrent_grads(self, dgh, h_in, saved, has_bias):
+        if self.reset == "after":
+            return super().recurrent_grads(dgh, h_in, saved, has_bias)
+        s = GRUGates.of(h_in.shape[-1])
+        r = saved[0][..., s.r]  # (T, B, H)
+        dW_hh = np.concatenate(
+            [outer_sum(dgh[..., s.rz], h_in), outer_sum(dgh[..., s.n], r * h_in)]
+        )  # (3H, H): the n rows multiply r * h_in
+        return dW_hh, (dgh.sum(axis=(0, 1)) if has_bias else None)
 
     def __repr__(self) -> str:
         return f"GRUCell(reset={self.reset!r})"

@@ -45,17 +45,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.cells.base import (
-    Cell,
-    CellGrads,
-    CellParams,
-    Recurrence,
-    input_grads,
-    outer_sum,
-    previous_states,
-    project,
-    sigmoid,
-)
+from rnnkit.cells.base import Recurrence, Step, StepCell, sigmoid
 
 
 class LSTMGates(NamedTuple):
@@ -71,118 +61,50 @@ class LSTMGates(NamedTuple):
         return cls(slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H), slice(3 * H, 4 * H))
 
 
-class LSTMCache(NamedTuple):
-    """What the backward pass of :class:`LSTMCell` needs. tanh(c_t) is recomputed, not stored."""
-
-    x: np.ndarray  # (T, B, D) inputs
-    h0: np.ndarray  # (B, H) initial hidden state
-    c0: np.ndarray  # (B, H) initial cell state
-    hs: np.ndarray  # (T, B, H) hidden state after each step
-    cs: np.ndarray  # (T, B, H) cell state after each step
-    gates: np.ndarray  # (T, B, 4H) activated gates i, f, g, o
-    params: CellParams
-    mask: np.ndarray | None  # (T, B, 1) valid steps, None when all are valid
+class LSTMPrepared(NamedTuple):
+    W_hhT: np.ndarray  # (H, 4H)
+    W_hh: np.ndarray  # (4H, H)
+    gates: LSTMGates
 
 
-def lstm_recurrence_forward(
-    xg: np.ndarray, h0: np.ndarray, c0: np.ndarray, W_hh: np.ndarray, mask: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The recurrence of the LSTM.
-
-    Args:
-        xg: projected inputs with both biases folded in, x_t W_ih^T + b_ih + b_hh, (T, B, 4H).
-        h0, c0: initial states (B, H).
-        W_hh: recurrent weights (4H, H).
-        mask: (T, B, 1) boolean or None; False carries both states through the step.
-
-    Returns:
-        ``(hs, cs, gates)``: hidden and cell states after each step (T, B, H) and the activated
-        gates i, f, g, o (T, B, 4H).
-    """
-    T, B, G = xg.shape
-    H = G // 4
-    s = LSTMGates.of(H)
-    hs = np.empty((T, B, H), dtype=xg.dtype)
-    cs = np.empty((T, B, H), dtype=xg.dtype)
-    gates = np.empty_like(xg)  # (T, B, 4H)
-    W_hhT = W_hh.T
-    h_prev, c_prev = h0, c0
-    for t in range(T):
-        a = gates[t]  # (B, 4H)
-        np.matmul(h_prev, W_hhT, out=a)
-        a += xg[t]
-        sigmoid(a[:, s.i.start : s.f.stop], out=a[:, s.i.start : s.f.stop])  # i and f together
-        np.tanh(a[:, s.g], out=a[:, s.g])
-        sigmoid(a[:, s.o], out=a[:, s.o])
-        c, h = cs[t], hs[t]
-        np.multiply(a[:, s.f], c_prev, out=c)
-        c += a[:, s.i] * a[:, s.g]
-        np.tanh(c, out=h)
-        h *= a[:, s.o]
-        if mask is not None:
-            padded = ~mask[t]
-            np.copyto(c, c_prev, where=padded)
-            np.copyto(h, h_prev, where=padded)
-        h_prev, c_prev = h, c
-    return hs, cs, gates
+def lstm_step_forward(xg_t, prev, h_in, P: LSTMPrepared, out_states, out_saved) -> None:
+    """Gates, then c~ = f * c_prev + i * g and h~ = o * tanh(c~); saves the activated gates
+    (B, 4H) and tanh(c~) (B, H)."""
+    s = P.gates
+    a, tanh_c = out_saved
+    np.matmul(h_in, P.W_hhT, out=a)
+    a += xg_t
+    i_f = slice(s.i.start, s.f.stop)
+    sigmoid(a[:, i_f], out=a[:, i_f])  # i and f together
+    np.tanh(a[:, s.g], out=a[:, s.g])
+    sigmoid(a[:, s.o], out=a[:, s.o])
+    h, c = out_states
+    np.multiply(a[:, s.f], prev[1], out=c)
+    c += a[:, s.i] * a[:, s.g]
+    np.tanh(c, out=tanh_c)
+    np.multiply(a[:, s.o], tanh_c, out=h)
 
 
-def lstm_recurrence_backward(
-    dhs: np.ndarray,
-    dh_T: np.ndarray,
-    dc_T: np.ndarray,
-    c0: np.ndarray,
-    cs: np.ndarray,
-    gates: np.ndarray,
-    W_hh: np.ndarray,
-    mask: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """BPTT through :func:`lstm_recurrence_forward`.
-
-    Args:
-        dhs: gradient from outside the recurrence at each step's hidden state, (T, B, H).
-        dh_T, dc_T: gradients at the final hidden and cell state, (B, H).
-        c0: initial cell state (B, H).
-        cs, gates: as returned by the forward recurrence.
-        W_hh: recurrent weights (4H, H).
-        mask: as in the forward pass.
-
-    Returns:
-        ``(da, dh0, dc0)``: dL/d(gate pre-activations) (T, B, 4H), zero at masked steps, and the
-        gradients at the initial states (B, H).
-    """
-    T, _, H = cs.shape
-    s = LSTMGates.of(H)
-    da_all = np.empty_like(gates)  # (T, B, 4H)
-    dh_next, dc_next = dh_T, dc_T
-    for t in range(T - 1, -1, -1):
-        g = gates[t]
-        i, f, gg, o = g[:, s.i], g[:, s.f], g[:, s.g], g[:, s.o]
-        c_prev = cs[t - 1] if t > 0 else c0
-        tanh_c = np.tanh(cs[t])  # recomputed rather than stored
-        dh = dh_next + dhs[t]  # (B, H)
-        dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)
-        da = da_all[t]
-        np.multiply(dc * gg, i * (1.0 - i), out=da[:, s.i])
-        np.multiply(dc * c_prev, f * (1.0 - f), out=da[:, s.f])
-        np.multiply(dc * i, 1.0 - gg * gg, out=da[:, s.g])
-        np.multiply(dh * tanh_c, o * (1.0 - o), out=da[:, s.o])
-        dc_prev = dc * f
-        dh_prev = da @ W_hh  # (B, H)
-        if mask is not None:
-            m = mask[t]
-            da *= m
-            dh_prev = np.where(m, dh_prev, dh)
-            dc_prev = np.where(m, dc_prev, dc_next)
-        dh_next, dc_next = dh_prev, dc_prev
-    return da_all, dh_next, dc_next
+def lstm_step_backward(d_cand, prev, h_in, saved_t, P: LSTMPrepared):
+    """The LSTM's step backward (equations in the module docstring)."""
+    s = P.gates
+    dh, dc = d_cand
+    a, tanh_c = saved_t
+    i, f, g, o = a[:, s.i], a[:, s.f], a[:, s.g], a[:, s.o]
+    dc = dc + dh * o * (1.0 - tanh_c * tanh_c)  # (B, H)
+    da = np.empty_like(a)  # (B, 4H)
+    np.multiply(dc * g, i * (1.0 - i), out=da[:, s.i])
+    np.multiply(dc * prev[1], f * (1.0 - f), out=da[:, s.f])
+    np.multiply(dc * i, 1.0 - g * g, out=da[:, s.g])
+    np.multiply(dh * tanh_c, o * (1.0 - o), out=da[:, s.o])
+    return da, None, da @ P.W_hh, (None, dc * f)
 
 
-#: The NumPy reference loops of the LSTM.
-RECURRENCE = Recurrence(lstm_recurrence_forward, lstm_recurrence_backward)
+#: The LSTM's step.
+STEP = Step(lstm_step_forward, lstm_step_backward, lambda H: (4 * H, H))
 
 
-class LSTMCell(Cell):
+class LSTMCell(StepCell):
     r"""LSTM cell: gates i, f, g, o, cell state c and hidden state h, as in PyTorch.
 
     The equations of the forward and backward passes are in the docstring of this module,
@@ -190,8 +112,8 @@ class LSTMCell(Cell):
     is the pair ``(h, c)``.
 
     Args:
-        recurrence: the time loops, by default :data:`RECURRENCE` (NumPy); see
-            :class:`~rnnkit.cells.base.Recurrence`.
+        recurrence: the time loops, by default the NumPy reference (see
+            :class:`~rnnkit.cells.base.Recurrence`).
 
     Example:
         >>> import numpy as np
@@ -209,23 +131,8 @@ class LSTMCell(Cell):
     state_names = ("h", "c")
 
     def __init__(self, recurrence: Recurrence | None = None) -> None:
-        self.recurrence = RECURRENCE if recurrence is None else recurrence
+        super().__init__(STEP, recurrence)
 
-    def forward(self, x, state0, params, mask=None):
-        h0, c0 = state0
-        b = None if params.b_ih is None else params.b_ih + params.b_hh
-        xg = project(x, params.W_ih, b)  # (T, B, 4H)
-        hs, cs, gates = self.recurrence.forward(xg, h0, c0, params.W_hh, mask)
-        cache = LSTMCache(x, h0, c0, hs, cs, gates, params, mask)
-        return hs, (hs[-1], cs[-1]), cache
-
-    def backward(self, dhs, dstate_T, cache):
-        dh_T, dc_T = dstate_T
-        p = cache.params
-        da, dh0, dc0 = self.recurrence.backward(
-            dhs, dh_T, dc_T, cache.c0, cache.cs, cache.gates, p.W_hh, cache.mask
-        )
-        dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, p.b_ih is not None)
-        dW_hh = outer_sum(da, previous_states(cache.h0, cache.hs))  # (4H, H)
-        db_hh = None if db_ih is None else db_ih.copy()
-        return dx, (dh0, dc0), CellGrads(dW_ih, dW_hh, db_ih, db_hh)
+    def prepare(self, params) -> LSTMPrepared:
+        H = params.W_hh.shape[1]
+        return LSTMPrepared(params.W_hh.T, params.W_hh, LSTMGates.of(H))
