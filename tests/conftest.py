@@ -71,3 +71,18 @@ def assert_results_close(layer, ours, ref, rtol: float) -> None:
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_single_thread():
+    """PyTorch's thread pool slows the tiny parity runs down by 100x on a loaded 2-core machine
+    (it spins against NumPy's BLAS threads); one thread is plenty for them."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -19,7 +19,7 @@ from rnnkit import _checks
 from rnnkit.cells import gru as gru_module
 from rnnkit.cells import lstm as lstm_module
 from rnnkit.cells import rnn as rnn_module
-from rnnkit.cells.base import Cell, CellParams
+from rnnkit.cells.base import Cell, CellParams, Regularisation
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.rnn import RNNCell
@@ -54,6 +54,15 @@ class Recurrent(Module):
         dropout: probability of dropping each output of every layer but the last, in training
             mode (PyTorch's ``dropout``): layer l > 0 reads ``y_{l-1} * m / (1 - p)``, with a
             fresh Bernoulli(1 - p) keep mask m per element, drawn from ``self.rng``.
+        variational: draw the ``dropout`` masks once per sequence and use them at every step
+            (Gal & Ghahramani 2016's dropout of the inputs of each layer but the first).
+        recurrent_dropout: probability of dropping each unit of the hidden state where it
+            enters the recurrent products ``W_hh h``, with one mask per sequence and direction
+            for all steps (Gal & Ghahramani 2016); training mode only.
+        zoneout: probability that a unit of the state keeps its previous value at a step
+            (Krueger et al. 2016). A float for every state, or one per state (for the LSTM
+            ``(z_h, z_c)``). In evaluation mode each unit moves by the expected ``1 - z`` of
+            its update instead.
         dtype: ``np.float32`` (default) or ``np.float64``, for parameters, inputs and states.
         seed: an int, a ``numpy.random.Generator`` or None, for the initialisation: every
             parameter is drawn from U(-1/sqrt(H), 1/sqrt(H)), PyTorch's default. The draws are
@@ -77,6 +86,9 @@ class Recurrent(Module):
         batch_first: bool = False,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        variational: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
         dtype: Any = np.float32,
         seed: Any = None,
     ) -> None:
@@ -91,6 +103,21 @@ class Recurrent(Module):
         self.batch_first = _checks.boolean("batch_first", batch_first)
         self.bidirectional = _checks.boolean("bidirectional", bidirectional)
         self.dropout = _checks.probability("dropout", dropout)
+        self.variational = _checks.boolean("variational", variational)
+        self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout)
+        n_states = len(cell.state_names)
+        rates = zoneout if isinstance(zoneout, (tuple, list)) else (zoneout,) * n_states
+        if len(rates) != n_states:
+            raise ValueError(
+                f"zoneout must be a float or {n_states} floats, one per state "
+                f"{cell.state_names}, got {zoneout!r}"
+            )
+        self.zoneout = tuple(_checks.probability("zoneout", z) for z in rates)
+        if (self.recurrent_dropout or any(self.zoneout)) and not cell.supports_regularisation:
+            raise ValueError(
+                f"recurrent_dropout and zoneout need a cell that supports them, "
+                f"{type(cell).__name__} does not"
+            )
         self.dtype = _checks.float_dtype(dtype)
         self.num_directions = 2 if self.bidirectional else 1
         rng = _checks.rng(seed)
@@ -165,6 +192,32 @@ class Recurrent(Module):
             return None  # every sequence is full length: skip the masking work
         return (np.arange(T)[:, None] < lens[None, :])[:, :, None]  # (T, B, 1)
 
+    # -- regularisation -------------------------------------------------------------------------
+
+    def _keep_scale(self, shape: tuple[int, ...], p: float) -> np.ndarray:
+        """A Bernoulli(1 - p) keep mask over 1 - p (inverted dropout), in the layer's dtype."""
+        keep = self.rng.random(shape) >= p
+        return keep * np.asarray(1.0 / (1.0 - p), dtype=self.dtype)
+
+    def _regularisation(self, T: int, B: int) -> Regularisation | None:
+        """Fresh recurrent dropout and zoneout masks for one layer and direction, or None."""
+        H = self.hidden_size
+        h_drop = None
+        if self.training and self.recurrent_dropout > 0.0:
+            h_drop = self._keep_scale((B, H), self.recurrent_dropout)  # one per sequence
+        zone = None
+        if any(self.zoneout):
+            if self.training:  # True: the unit takes its update; False: it keeps its value
+                zone = tuple(self.rng.random((T, B, H)) >= z if z else None for z in self.zoneout)
+            else:  # the expectation of the update
+                zone = tuple(
+                    np.broadcast_to(np.asarray(1.0 - z, dtype=self.dtype), (T, B, H)) if z else None
+                    for z in self.zoneout
+                )
+        if h_drop is None and zone is None:
+            return None
+        return Regularisation(h_drop, zone)
+
     # -- forward and backward -------------------------------------------------------------------
 
     def forward(
@@ -198,8 +251,8 @@ class Recurrent(Module):
         for layer in range(self.num_layers):
             scale = None
             if layer > 0 and self.training and self.dropout > 0.0:
-                keep = self.rng.random(layer_in.shape) >= self.dropout
-                scale = keep * np.asarray(1.0 / (1.0 - self.dropout), dtype=self.dtype)
+                shape = (1, *layer_in.shape[1:]) if self.variational else layer_in.shape
+                scale = self._keep_scale(shape, self.dropout)  # (T or 1, B, K*H)
                 layer_in = layer_in * scale
             drop.append(scale)
             outs, layer_caches = [], []
@@ -207,11 +260,12 @@ class Recurrent(Module):
                 k = layer * K + direction
                 s0 = tuple(s[k] for s in state0)
                 p = self.cell_params(layer, direction)
+                extra = () if (reg := self._regularisation(T, B)) is None else (reg,)
                 if direction == 0:
-                    hs, s_T, cache = self.cell.forward(layer_in, s0, p, mask)
+                    hs, s_T, cache = self.cell.forward(layer_in, s0, p, mask, *extra)
                 else:
                     m = None if mask is None else mask[::-1]
-                    hs, s_T, cache = self.cell.forward(layer_in[::-1], s0, p, m)
+                    hs, s_T, cache = self.cell.forward(layer_in[::-1], s0, p, m, *extra)
                     hs = hs[::-1]
                 for final, value in zip(finals, s_T):
                     final[k] = value
@@ -292,8 +346,18 @@ class Recurrent(Module):
                 ("batch_first", self.batch_first),
                 ("bidirectional", self.bidirectional),
                 ("dropout", self.dropout),
+                ("variational", self.variational),
+                ("recurrent_dropout", self.recurrent_dropout),
+                ("zoneout", self.zoneout),
             ]
-            if v != {"num_layers": 1, "bias": True, "dropout": 0.0}.get(k, False)
+            if v
+            != {
+                "num_layers": 1,
+                "bias": True,
+                "dropout": 0.0,
+                "recurrent_dropout": 0.0,
+                "zoneout": (0.0,) * len(self.zoneout),
+            }.get(k, False)
         )
         return (
             f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra}{self._cell_repr()}"
@@ -334,6 +398,9 @@ class RNN(Recurrent):
         batch_first: bool = False,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        variational: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
         dtype: Any = np.float32,
         seed: Any = None,
     ) -> None:
@@ -346,6 +413,9 @@ class RNN(Recurrent):
             batch_first=batch_first,
             bidirectional=bidirectional,
             dropout=dropout,
+            variational=variational,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
             dtype=dtype,
             seed=seed,
         )
@@ -387,6 +457,9 @@ class LSTM(Recurrent):
         batch_first: bool = False,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        variational: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
         dtype: Any = np.float32,
         seed: Any = None,
     ) -> None:
@@ -399,6 +472,9 @@ class LSTM(Recurrent):
             batch_first=batch_first,
             bidirectional=bidirectional,
             dropout=dropout,
+            variational=variational,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
             dtype=dtype,
             seed=seed,
         )
@@ -436,6 +512,9 @@ class GRU(Recurrent):
         batch_first: bool = False,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        variational: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
         dtype: Any = np.float32,
         seed: Any = None,
     ) -> None:
@@ -448,6 +527,9 @@ class GRU(Recurrent):
             batch_first=batch_first,
             bidirectional=bidirectional,
             dropout=dropout,
+            variational=variational,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
             dtype=dtype,
             seed=seed,
         )
