@@ -8,7 +8,7 @@ backpropagation through time derived and written by hand, in NumPy.
 ((7, 2, 5), (2, 2, 5))
 """
 
-from rnnkit import cells, checkpoint, init, losses, nn, optim
+from rnnkit import cells, checkpoint, data, init, losses, nn, optim, training
 from rnnkit.gradcheck import gradcheck
 from rnnkit.nn import (
     GRU,
@@ -22,6 +22,7 @@ from rnnkit.nn import (
     SequenceClassifier,
     SequenceRegressor,
 )
+from rnnkit.training import Trainer
 
 __version__ = "0.1.0"
 
@@ -36,12 +37,15 @@ __all__ = [
     "Recurrent",
     "SequenceClassifier",
     "SequenceRegressor",
+    "Trainer",
     "__version__",
     "cells",
     "checkpoint",
+    "data",
     "gradcheck",
     "init",
     "losses",
     "nn",
     "optim",
+    "training",
 ]
