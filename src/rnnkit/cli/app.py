@@ -1,0 +1,158 @@
+"""The ``rnnkit`` command: the group, the options every training command shares, and the error
+handling that turns bad input into one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from rnnkit.cli.runs import CLIError, RunFolder, read_config, resolve
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="rnnkit", prog_name="rnnkit")
+def cli() -> None:
+    """rnnkit: recurrent networks (RNN, LSTM, GRU) with hand-derived backpropagation through
+    time, trained on real data from the command line.
+
+    \b
+    Tasks:
+      rnnkit lm train          character language model (default: a built-in corpus)
+      rnnkit forecast train    time-series forecasting from a CSV column
+      rnnkit classify train    sequence classification (UCR/UEA .ts or CSV)
+      rnnkit diagnose          gradient flow: why LSTMs remember and tanh RNNs forget
+
+    Every training run writes one folder, runs/<name>/, with its resolved config, metrics,
+    checkpoints, model and plots. Options may also come from --config FILE.toml; flags win.
+    """
+
+
+def run_options(func: Callable) -> Callable:
+    """The options of every training command: run folder, config, seed, verbosity."""
+    options = [
+        click.option("--name", help="Run name: the folder runs/<name>/ (default: task and time)."),
+        click.option(
+            "--runs-dir",
+            default="runs",
+            show_default=True,
+            type=click.Path(),
+            help="Where run folders go.",
+        ),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False),
+            help="A TOML file of options ([<task>.train] table or top-level keys); "
+            "flags given on the command line override it.",
+        ),
+        click.option("--seed", type=int, help="Random seed (weights, batches, dropout)."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress output."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing run folder."),
+        click.option(
+            "--resume",
+            is_flag=True,
+            help="Continue the interrupted run --name from its last checkpoint.",
+        ),
+        click.option(
+            "--no-plot",
+            is_flag=True,
+            help="Do not draw PNG plots (they need the 'plot' extra: pip install 'rnnkit[plot]').",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def prepare_run(
+    task: str,
+    defaults: dict[str, Any],
+    flags: dict[str, Any],
+    common: dict[str, Any],
+) -> tuple[RunFolder, dict[str, Any]]:
+    """The run folder and the resolved configuration of a training command.
+
+    A new run resolves defaults < --config < flags and writes config.toml; ``--resume`` reads
+    the stored config back, and only ``steps``/``epochs`` may change then.
+    """
+    run = RunFolder.create(
+        common["runs_dir"],
+        common["name"],
+        task,
+        overwrite=common["overwrite"],
+        resume=common["resume"],
+    )
+    if common["resume"]:
+        stored = run.config()
+        changed = [
+            k
+            for k, v in flags.items()
+            if v is not None and k not in ("steps", "epochs") and stored.get(k) != v
+        ]
+        if changed or common["config_file"]:
+            raise CLIError(
+                f"--resume continues {run.path} with its stored config; only --steps/--epochs "
+                f"may change (got {', '.join('--' + k.replace('_', '-') for k in changed) or '--config'})"
+            )
+        config = resolve(defaults, stored, {k: flags.get(k) for k in ("steps", "epochs")})
+    else:
+        from_file = {}
+        if common["config_file"]:
+            from_file = read_config(common["config_file"], f"{task}.train", defaults)
+        config = resolve(defaults, from_file, flags)
+    if common["seed"] is not None:
+        config["seed"] = common["seed"]
+    run.write_config(config)
+    return run, config
+
+
+def report(message: str, *, quiet: bool = False) -> None:
+    """A line of the command's normal output (stdout), unless quiet."""
+    if not quiet:
+        click.echo(message)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Expected failures become one line on stderr and exit code 2 (bad input) or 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from rnnkit.checkpoint import CheckpointError
+        from rnnkit.training import TrainingError
+
+        try:
+            return func(*args, **kwargs)
+        except (CLIError, CheckpointError, FileNotFoundError, ValueError, TypeError) as err:
+            message = (
+                str(err)
+                if not isinstance(err, FileNotFoundError) or not err.filename
+                else (f"file not found: {err.filename}")
+            )
+            click.echo(f"rnnkit: error: {message}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except TrainingError as err:
+            click.echo(f"rnnkit: training failed: {err}", err=True)
+            sys.exit(EXIT_FAILED)
+
+    return wrapper
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``rnnkit`` console script and ``python -m rnnkit``."""
+    try:
+        cli.main(args=argv, prog_name="rnnkit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("rnnkit: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        click.echo(f"rnnkit: error: {err.format_message()}", err=True)
+        if isinstance(err, click.UsageError) and err.ctx is not None:
+            click.echo(f"(see '{err.ctx.command_path} --help')", err=True)
+        sys.exit(err.exit_code if err.exit_code else EXIT_BAD_INPUT)

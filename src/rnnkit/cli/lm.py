@@ -1,0 +1,202 @@
+"""``rnnkit lm``: character language models — train, sample, evaluate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from rnnkit.cli import plotting
+from rnnkit.cli.app import cli, handle_errors, prepare_run, report, run_options
+from rnnkit.cli.runs import CHECKPOINT, METRICS, MODEL, RunFolder
+
+#: The trainable settings and their defaults (the CharLM's, with the training length chosen so
+#: that the default run takes a few minutes on 2 cores).
+DEFAULTS: dict[str, Any] = {
+    "text": [],
+    "hidden_size": 256,
+    "num_layers": 2,
+    "embedding_dim": 64,
+    "cell": "lstm",
+    "dropout": 0.1,
+    "bptt": 100,
+    "batch_size": 32,
+    "lr": 2e-3,
+    "epochs": 1,
+    "steps": 600,
+    "val_fraction": 0.05,
+    "clip_norm": 1.0,
+    "seed": 0,
+    "sample_length": 400,
+    "temperature": 0.8,
+    "prime": "The ",
+}
+MODEL_KEYS = (
+    "hidden_size",
+    "num_layers",
+    "embedding_dim",
+    "cell",
+    "dropout",
+    "bptt",
+    "batch_size",
+    "lr",
+    "epochs",
+    "steps",
+    "val_fraction",
+    "clip_norm",
+    "seed",
+)
+
+
+@cli.group()
+def lm() -> None:
+    """Character language models: train one, sample text from it, evaluate it on a text.
+
+    \b
+    rnnkit lm train                      train on the built-in corpus (CPython's docs)
+    rnnkit lm train --text play.txt      train on your own UTF-8 text
+    rnnkit lm sample --run runs/NAME --prime "To be" --length 300
+    rnnkit lm eval --run runs/NAME --text other.txt
+    """
+
+
+@lm.command("train")
+@click.option(
+    "--text",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="UTF-8 text file(s) to train on (default: text that ships with Python).",
+)
+@click.option("--hidden-size", type=int, help="Hidden units per layer.  [default: 256]")
+@click.option("--num-layers", type=int, help="Stacked recurrent layers.  [default: 2]")
+@click.option("--embedding-dim", type=int, help="Character embedding size.  [default: 64]")
+@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), help="[default: lstm]")
+@click.option("--dropout", type=float, help="Dropout probability.  [default: 0.1]")
+@click.option("--bptt", type=int, help="Truncated-BPTT chunk length.  [default: 100]")
+@click.option("--batch-size", type=int, help="Parallel text streams.  [default: 32]")
+@click.option("--lr", type=float, help="Adam learning rate.  [default: 0.002]")
+@click.option("--epochs", type=int, help="Passes over the text (if --steps is not reached).")
+@click.option("--steps", type=int, help="Optimiser steps in total.  [default: 600]")
+@click.option("--val-fraction", type=float, help="Held-out end of the text.  [default: 0.05]")
+@click.option("--sample-length", type=int, help="Characters to sample at the end.  [default: 400]")
+@click.option("--temperature", type=float, help="Sampling temperature.  [default: 0.8]")
+@click.option("--prime", help="Text to start the samples with.  [default: 'The ']")
+@run_options
+@handle_errors
+def lm_train(**kw: Any) -> None:
+    """Train a character language model, save it in its run folder and print samples."""
+    from rnnkit.data.text import default_corpus, load_text
+    from rnnkit.tasks.lm import CharLM
+
+    common = {
+        k: kw.pop(k)
+        for k in (
+            "name",
+            "runs_dir",
+            "config_file",
+            "seed",
+            "quiet",
+            "overwrite",
+            "resume",
+            "no_plot",
+        )
+    }
+    flags = {k: (list(v) if k == "text" else v) for k, v in kw.items()}
+    if not flags["text"]:
+        flags["text"] = None
+    run, config = prepare_run("lm", DEFAULTS, flags, common)
+    quiet = common["quiet"]
+    text = load_text(config["text"]) if config["text"] else default_corpus()
+    source = ", ".join(config["text"]) if config["text"] else "the built-in corpus"
+    report(f"run folder: {run.path}", quiet=quiet)
+    report(f"training on {source}: {len(text):,} characters", quiet=quiet)
+    model = CharLM(**{k: config[k] for k in MODEL_KEYS}, quiet=quiet)
+    model.fit(text, checkpoint=run.file(CHECKPOINT), resume=common["resume"], log=run.file(METRICS))
+    model.save(run.file(MODEL))
+    scores = model.evaluate(text[int(len(text) * (1 - config["val_fraction"])) :])
+    report(
+        f"validation: {scores['nats_per_char']:.3f} nats/char, "
+        f"{scores['bits_per_char']:.3f} bits/char, perplexity {scores['perplexity']:.2f}",
+        quiet=quiet,
+    )
+    sample = model.sample(
+        config["prime"],
+        length=config["sample_length"],
+        temperature=config["temperature"],
+        seed=config["seed"],
+    )
+    run.write_text("samples.txt", sample + "\n", replace=True)
+    if not common["no_plot"]:
+        plotting.training_curves(run, quiet=quiet)
+    click.echo(f"--- sample (temperature {config['temperature']}) ---")
+    click.echo(sample)
+    report(f"--- saved {run.file(MODEL)} ---", quiet=quiet)
+
+
+@lm.command("sample")
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The run folder of a trained language model.",
+)
+@click.option("--prime", default="", show_default=True, help="Text to start from.")
+@click.option(
+    "--length",
+    default=300,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Characters to generate.",
+)
+@click.option(
+    "--temperature",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Below 1: safer, more repetitive; above 1: more surprising.",
+)
+@click.option("--top-k", type=click.IntRange(min=1), help="Sample among the k likeliest only.")
+@click.option("--seed", type=int, help="Seed for reproducible samples.")
+@handle_errors
+def lm_sample(
+    run_dir: str, prime: str, length: int, temperature: float, top_k: int | None, seed: int | None
+) -> None:
+    """Generate text from a trained model."""
+    from rnnkit.tasks.lm import CharLM
+
+    run = RunFolder.open(run_dir, "lm")
+    model = CharLM.load(run.file(MODEL))
+    click.echo(model.sample(prime, length=length, temperature=temperature, top_k=top_k, seed=seed))
+
+
+@lm.command("eval")
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The run folder of a trained language model.",
+)
+@click.option(
+    "--text",
+    required=True,
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="UTF-8 text file(s) to evaluate on.",
+)
+@handle_errors
+def lm_eval(run_dir: str, text: tuple[str, ...]) -> None:
+    """Loss of a trained model on a text: nats/char, bits/char and perplexity."""
+    from rnnkit.data.text import load_text
+    from rnnkit.tasks.lm import CharLM
+
+    run = RunFolder.open(run_dir, "lm")
+    model = CharLM.load(run.file(MODEL))
+    scores = model.evaluate(load_text(list(text)))
+    click.echo(
+        f"characters:    {scores['chars']:,} ({scores['unknown_chars']:,} unseen in training)"
+    )
+    click.echo(f"nats/char:     {scores['nats_per_char']:.4f}")
+    click.echo(f"bits/char:     {scores['bits_per_char']:.4f}")
+    click.echo(f"perplexity:    {scores['perplexity']:.3f}")
