@@ -97,9 +97,10 @@ def prepare_run(
             if v is not None and k not in ("steps", "epochs") and stored.get(k) != v
         ]
         if changed or common["config_file"]:
+            got = ", ".join("--" + k.replace("_", "-") for k in changed) or "--config"
             raise CLIError(
                 f"--resume continues {run.path} with its stored config; only --steps/--epochs "
-                f"may change (got {', '.join('--' + k.replace('_', '-') for k in changed) or '--config'})"
+                f"may change (got {got})"
             )
         config = resolve(defaults, stored, {k: flags.get(k) for k in ("steps", "epochs")})
     else:
