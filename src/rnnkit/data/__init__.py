@@ -1,5 +1,19 @@
-"""Data for training: batching of variable-length sequences and truncated-BPTT streams."""
+"""Data: batching of variable-length sequences and truncated-BPTT streams, and the public
+loaders for CSV series and UCR/UEA ``.ts`` classification files."""
 
 from rnnkit.data.batching import Batch, SequenceData, StreamData, pad_sequences, reset_rows
+from rnnkit.data.series import Series, load_csv_series
+from rnnkit.data.ts import TSDataset, load_classification_csv, load_ts
 
-__all__ = ["Batch", "SequenceData", "StreamData", "pad_sequences", "reset_rows"]
+__all__ = [
+    "Batch",
+    "SequenceData",
+    "Series",
+    "StreamData",
+    "TSDataset",
+    "load_classification_csv",
+    "load_csv_series",
+    "load_ts",
+    "pad_sequences",
+    "reset_rows",
+]
