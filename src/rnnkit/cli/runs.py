@@ -121,6 +121,11 @@ def _toml_value(value: Any) -> str:
     raise CLIError(f"cannot write {type(value).__name__} {value!r} to a TOML config")
 
 
+def _a(word: str) -> str:
+    """'an lm', 'a forecast'."""
+    return f"{'an' if word[:1] in 'aeiou' or word == 'lm' else 'a'} {word}"
+
+
 class RunFolder:
     """One run's folder: ``task`` (lm, forecast, classify) and its files."""
 
@@ -182,7 +187,7 @@ class RunFolder:
         found = [k for k, v in data.items() if isinstance(v, dict)]
         if self.task not in found:
             other = found[0] if found else "unknown"
-            raise CLIError(f"{self.path} is a {other} run, not a {self.task} run")
+            raise CLIError(f"{self.path} is {_a(other)} run, not {_a(self.task)} run")
 
     def config(self) -> dict[str, Any]:
         with open(self.path / CONFIG, "rb") as f:
