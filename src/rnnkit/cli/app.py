@@ -4,6 +4,7 @@ handling that turns bad input into one line on stderr and exit code 2."""
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from rnnkit.cli.runs import CLIError, RunFolder, read_config, resolve
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -147,11 +149,15 @@ def handle_errors(func: Callable) -> Callable:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``rnnkit`` console script and ``python -m rnnkit``."""
+    if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
+        from rnnkit._blas import set_blas_threads
+
+        set_blas_threads(1)  # small per-step products: threads cost more than they bring
     try:
         cli.main(args=argv, prog_name="rnnkit", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("rnnkit: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as err:
         click.echo(f"rnnkit: error: {err.format_message()}", err=True)
         if isinstance(err, click.UsageError) and err.ctx is not None:

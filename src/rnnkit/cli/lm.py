@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from typing import Any
 
 import click
 
 from rnnkit.cli import plotting
-from rnnkit.cli.app import cli, handle_errors, prepare_run, report, run_options
+from rnnkit.cli.app import (
+    EXIT_INTERRUPTED,
+    cli,
+    handle_errors,
+    prepare_run,
+    report,
+    run_options,
+)
 from rnnkit.cli.runs import CHECKPOINT, METRICS, MODEL, RunFolder
 
 #: The trainable settings and their defaults (the CharLM's, with the training length chosen so
@@ -22,8 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "bptt": 100,
     "batch_size": 32,
     "lr": 2e-3,
-    "epochs": 1,
-    "steps": 600,
+    "epochs": 3,
+    "steps": 0,  # 0: train for `epochs`
     "val_fraction": 0.05,
     "clip_norm": 1.0,
     "seed": 0,
@@ -75,8 +84,8 @@ def lm() -> None:
 @click.option("--bptt", type=int, help="Truncated-BPTT chunk length.  [default: 100]")
 @click.option("--batch-size", type=int, help="Parallel text streams.  [default: 32]")
 @click.option("--lr", type=float, help="Adam learning rate.  [default: 0.002]")
-@click.option("--epochs", type=int, help="Passes over the text (if --steps is not reached).")
-@click.option("--steps", type=int, help="Optimiser steps in total.  [default: 600]")
+@click.option("--epochs", type=int, help="Passes over the text.  [default: 3]")
+@click.option("--steps", type=int, help="Optimiser steps in total, instead of --epochs.")
 @click.option("--val-fraction", type=float, help="Held-out end of the text.  [default: 0.05]")
 @click.option("--sample-length", type=int, help="Characters to sample at the end.  [default: 400]")
 @click.option("--temperature", type=float, help="Sampling temperature.  [default: 0.8]")
@@ -110,15 +119,26 @@ def lm_train(**kw: Any) -> None:
     source = ", ".join(config["text"]) if config["text"] else "the built-in corpus"
     report(f"run folder: {run.path}", quiet=quiet)
     report(f"training on {source}: {len(text):,} characters", quiet=quiet)
-    model = CharLM(**{k: config[k] for k in MODEL_KEYS}, quiet=quiet)
+    params = {k: config[k] for k in MODEL_KEYS}
+    params["steps"] = params["steps"] or None
+    model = CharLM(**params, quiet=quiet)
     model.fit(text, checkpoint=run.file(CHECKPOINT), resume=common["resume"], log=run.file(METRICS))
+    if model.stopped_ == "interrupted":
+        click.echo(
+            f"rnnkit: interrupted at step {model.n_steps_}; the checkpoint is in {run.path}; "
+            f"continue with: rnnkit lm train --name {run.path.name} --runs-dir "
+            f"{run.path.parent} --resume",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     model.save(run.file(MODEL))
-    scores = model.evaluate(text[int(len(text) * (1 - config["val_fraction"])) :])
-    report(
-        f"validation: {scores['nats_per_char']:.3f} nats/char, "
-        f"{scores['bits_per_char']:.3f} bits/char, perplexity {scores['perplexity']:.2f}",
-        quiet=quiet,
-    )
+    if model.val_loss_ is not None:
+        nats = model.val_loss_
+        report(
+            f"validation (last {config['val_fraction']:.0%} of the text): {nats:.3f} nats/char, "
+            f"{nats / math.log(2):.3f} bits/char, perplexity {math.exp(nats):.2f}",
+            quiet=quiet,
+        )
     sample = model.sample(
         config["prime"],
         length=config["sample_length"],

@@ -2,5 +2,25 @@
 classification."""
 
 from rnnkit.tasks.base import Estimator, NotFittedError, train_model
+from rnnkit.tasks.forecast import (
+    ForecastEvaluation,
+    RNNForecaster,
+    drift_forecast,
+    forecast_metrics,
+    naive_forecast,
+    seasonal_naive_forecast,
+)
+from rnnkit.tasks.lm import CharLM
 
-__all__ = ["Estimator", "NotFittedError", "train_model"]
+__all__ = [
+    "CharLM",
+    "Estimator",
+    "ForecastEvaluation",
+    "NotFittedError",
+    "RNNForecaster",
+    "drift_forecast",
+    "forecast_metrics",
+    "naive_forecast",
+    "seasonal_naive_forecast",
+    "train_model",
+]
