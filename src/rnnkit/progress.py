@@ -76,6 +76,10 @@ class Progress:
         if self.first is None:
             self.first = count - 1 if count > 0 else 0
         self.count = count
+        rate = values.pop("rate", None)
+        if rate is not None:  # smoothed: one slow or fast step should not make the figure jump
+            old = self.values.get("rate")
+            self.values["rate"] = rate if old is None else 0.9 * old + 0.1 * rate
         self.values.update({k: v for k, v in values.items() if v is not None})
         if self.quiet:
             return

@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "bptt": 100,
     "batch_size": 32,
     "lr": 2e-3,
-    "epochs": 3,
+    "epochs": 5,
     "steps": 0,  # 0: train for `epochs`
     "val_fraction": 0.05,
     "clip_norm": 1.0,
@@ -84,7 +84,7 @@ def lm() -> None:
 @click.option("--bptt", type=int, help="Truncated-BPTT chunk length.  [default: 100]")
 @click.option("--batch-size", type=int, help="Parallel text streams.  [default: 32]")
 @click.option("--lr", type=float, help="Adam learning rate.  [default: 0.002]")
-@click.option("--epochs", type=int, help="Passes over the text.  [default: 3]")
+@click.option("--epochs", type=int, help="Passes over the text.  [default: 5]")
 @click.option("--steps", type=int, help="Optimiser steps in total, instead of --epochs.")
 @click.option("--val-fraction", type=float, help="Held-out end of the text.  [default: 0.05]")
 @click.option("--sample-length", type=int, help="Characters to sample at the end.  [default: 400]")
@@ -139,7 +139,7 @@ def lm_train(**kw: Any) -> None:
             f"{nats / math.log(2):.3f} bits/char, perplexity {math.exp(nats):.2f}",
             quiet=quiet,
         )
-    sample = model.sample(
+    sample = config["prime"] + model.sample(
         config["prime"],
         length=config["sample_length"],
         temperature=config["temperature"],
@@ -148,7 +148,7 @@ def lm_train(**kw: Any) -> None:
     run.write_text("samples.txt", sample + "\n", replace=True)
     if not common["no_plot"]:
         plotting.training_curves(run, quiet=quiet)
-    click.echo(f"--- sample (temperature {config['temperature']}) ---")
+    click.echo(f"--- sample (prime {config['prime']!r}, temperature {config['temperature']}) ---")
     click.echo(sample)
     report(f"--- saved {run.file(MODEL)} ---", quiet=quiet)
 
