@@ -109,3 +109,16 @@ def test_repr():
     assert repr(rnnkit.RNN(1, 2, nonlinearity="relu")) == (
         "RNN(1, 2, nonlinearity='relu', dtype=float32)"
     )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_float32_at_hidden_size_1(kind):
+    """H = 1 makes every gate a strided single column, where NumPy 2.4's in-place np.negative
+    on float32 is wrong: the NumPy path must not depend on it."""
+    rng = np.random.default_rng(0)
+    f64 = make_layer(kind, 3, 1, seed=1)
+    f32 = make_layer(kind, 3, 1, dtype=np.float32, seed=1)
+    f32.load_state_dict({k: v.astype(np.float32) for k, v in f64.state_dict().items()})
+    f32.cell.recurrence = rnnkit.cells.base.numpy_recurrence(f32.cell.step_equations)
+    x = rng.standard_normal((6, 4, 3))
+    assert_close(f32.forward(x.astype(np.float32))[0], f64.forward(x)[0], 1e-5, "y")

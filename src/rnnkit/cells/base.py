@@ -277,7 +277,9 @@ def sigmoid(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     ``exp(-a)`` overflows to inf for a < -709 (float64), which correctly gives 0; the overflow
     warning is silenced because it is expected.
     """
-    out = np.negative(a, out=out)
+    # not np.negative: NumPy 2.4 computes it wrongly in place on some strided float32 views
+    # (a single gate column, H = 1)
+    out = np.multiply(a, -1.0, out=out)
     with np.errstate(over="ignore"):
         np.exp(out, out=out)
     out += 1.0

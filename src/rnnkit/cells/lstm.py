@@ -112,8 +112,10 @@ class LSTMCell(StepCell):
     is the pair ``(h, c)``.
 
     Args:
-        recurrence: the time loops, by default the NumPy reference (see
-            :class:`~rnnkit.cells.base.Recurrence`).
+        recurrence: the time loops (see :class:`~rnnkit.cells.base.Recurrence`). By default the
+            compiled ones of :mod:`rnnkit.kernels.lstm` when the extension is available and
+            the environment variable ``RNNKIT_KERNELS`` is not ``numpy``, else the NumPy
+            reference (see :mod:`rnnkit.kernels`).
 
     Example:
         >>> import numpy as np
@@ -131,6 +133,10 @@ class LSTMCell(StepCell):
     state_names = ("h", "c")
 
     def __init__(self, recurrence: Recurrence | None = None) -> None:
+        if recurrence is None:
+            from rnnkit.kernels import lstm as compiled  # here: rnnkit.kernels imports this module
+
+            recurrence = compiled.recurrence()  # None: the NumPy reference
         super().__init__(STEP, recurrence)
 
     def prepare(self, params) -> LSTMPrepared:

@@ -1,0 +1,39 @@
+"""Builds the optional C extension rnnkit.kernels._native; everything else is in pyproject.toml.
+
+The extension needs only a C compiler and the Python headers (no NumPy headers, no BLAS). If it
+cannot be built, the install still succeeds and rnnkit runs its NumPy loops (with a one-line
+warning).
+
+Environment: RNNKIT_NO_VARIANTS=1 compiles the loops for the baseline instruction set only
+(on x86-64 they are otherwise also compiled for AVX2 and AVX-512, chosen at run time);
+RNNKIT_CFLAGS adds compiler flags.
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+
+KERNELS = "src/rnnkit/kernels"
+
+HEADERS = ["vmath.h", "microkernel.h", "lstm_loops.h", "variant.h"]
+
+# -fno-trapping-math lets GCC turn the clamps of the vectorised exp into blends below AVX-512
+# (else those loops run scalar: 6x slower with AVX2); the loops read no floating-point flags.
+# -g0: the debug information Python's default flags ask for would triple the library's size.
+args = [] if sys.platform == "win32" else ["-O3", "-std=gnu11", "-fno-trapping-math", "-g0"]
+macros = [("RNNKIT_NO_VARIANTS", "1")] if os.environ.get("RNNKIT_NO_VARIANTS") else []
+args += os.environ.get("RNNKIT_CFLAGS", "").split()
+
+setup(
+    ext_modules=[
+        Extension(
+            "rnnkit.kernels._native",
+            sources=[f"{KERNELS}/_native.c"],
+            depends=[f"{KERNELS}/{name}" for name in HEADERS],
+            extra_compile_args=args,
+            define_macros=macros,
+            optional=True,  # no compiler: install anyway, run the NumPy loops
+        )
+    ]
+)

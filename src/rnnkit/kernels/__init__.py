@@ -1,0 +1,133 @@
+"""Compiled time loops: the C extension ``rnnkit.kernels._native`` and the choice of path.
+
+The extension holds the recurrences of the cells (the loops of :mod:`rnnkit.cells.loop`, one
+cell at a time: so far the LSTM), with no Python between steps: the per-step matrix product
+runs on a register-tiled micro-kernel over weights packed once per sequence, and the gate
+nonlinearities and state updates follow each tile of it while it is in cache. Its loops are
+compiled for several instruction sets and the best the CPU has is chosen at import (see
+:func:`isa`). Each is a :class:`~rnnkit.cells.Recurrence`, tested against the NumPy
+reference, which stays the specification.
+
+Which path a new cell takes is read from the environment variable ``RNNKIT_KERNELS`` when the
+cell is made:
+
+- unset or ``auto``: the compiled loops when the extension loads, else the NumPy loops with a
+  one-line :class:`RuntimeWarning` (once per process);
+- ``compiled``: the compiled loops, or ``RuntimeError`` saying why they are unavailable;
+- ``numpy``: the NumPy reference loops.
+
+Threads: the rows of a batch are independent, so the compiled loops can split the batch
+into blocks that run the whole time loop each, on up to :func:`get_num_threads` threads, with no
+synchronisation between steps (:func:`threads_for` decides how many for a call). Set the most
+with ``RNNKIT_NUM_THREADS`` or :func:`set_num_threads`.
+
+The extension is built by ``pip install`` when a C compiler is there (see ``setup.py``); the
+build is optional, so the package installs without one and takes the NumPy path.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from types import ModuleType
+
+ENV = "RNNKIT_KERNELS"
+CHOICES = ("auto", "compiled", "numpy")
+ENV_THREADS = "RNNKIT_NUM_THREADS"
+
+#: The fewest batch rows (one tile of the AVX-512 micro-kernel), and multiply-adds of the
+#: recurrent products (about 2 ms on one core), worth a thread of their own. Measured on a
+#: shared 2-core virtual machine: starting a thread costs tens of microseconds, waking an idle
+#: CPU up to a millisecond, and a helper thread competing with other processes slowed short
+#: calls down; long calls gained up to 1.8x on the loops (10% on a whole layer).
+MIN_ROWS_PER_THREAD = 6
+MIN_WORK_PER_THREAD = 250_000_000
+
+_module: ModuleType | None = None  # the extension, once loaded
+_reason: str | None = None  # why the extension is unavailable, once tried
+_tried = False
+_warned = False
+_max_threads: int | None = None
+
+
+def _load() -> None:
+    global _module, _reason, _tried
+    _tried = True
+    try:
+        from rnnkit.kernels import _native as module
+    except ImportError as exc:
+        _reason = f"the extension rnnkit.kernels._native did not import ({exc})"
+        return
+    _module = module
+
+
+def native() -> ModuleType | None:
+    """The extension module, ready to run, or None when it is unavailable (see :func:`reason`)."""
+    if not _tried:
+        _load()
+    return _module
+
+
+def reason() -> str | None:
+    """Why the compiled loops are unavailable, or None when they are available."""
+    native()
+    return _reason
+
+
+def use_compiled() -> bool:
+    """Whether a cell made now should run the compiled loops (see the module docstring)."""
+    global _warned
+    choice = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if choice not in CHOICES:
+        raise ValueError(f"{ENV} must be one of {', '.join(CHOICES)}, got {choice!r}")
+    if choice == "numpy":
+        return False
+    if native() is not None:
+        return True
+    if choice == "compiled":
+        raise RuntimeError(f"{ENV}=compiled, but {_reason}")
+    if not _warned:
+        _warned = True
+        warnings.warn(
+            f"rnnkit: {_reason}; using the slower NumPy loops (set {ENV}=numpy to silence this)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return False
+
+
+def set_num_threads(n: int | None) -> None:
+    """Run the compiled loops on at most ``n`` threads (None: the default, the environment
+    variable ``RNNKIT_NUM_THREADS`` or else the CPUs this process may use)."""
+    global _max_threads
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"n must be a positive int or None, got {n!r}")
+    _max_threads = n
+
+
+def get_num_threads() -> int:
+    """The most threads the compiled loops use (see :func:`set_num_threads`)."""
+    global _max_threads
+    if _max_threads is None:
+        env = os.environ.get(ENV_THREADS, "").strip()
+        if env:
+            if not env.isdigit() or int(env) < 1:
+                raise ValueError(f"{ENV_THREADS} must be a positive integer, got {env!r}")
+            _max_threads = int(env)
+        elif hasattr(os, "sched_getaffinity"):
+            _max_threads = max(1, len(os.sched_getaffinity(0)))
+        else:
+            _max_threads = os.cpu_count() or 1
+    return _max_threads
+
+
+def threads_for(B: int, work: int) -> int:
+    """Threads for a loop over B independent rows doing ``work`` multiply-adds in all."""
+    return max(1, min(get_num_threads(), B // MIN_ROWS_PER_THREAD, work // MIN_WORK_PER_THREAD))
+
+
+def isa() -> str | None:
+    """The instruction set the compiled loops run on (``avx512``, ``avx2``, ``baseline``), or
+    None when they are unavailable."""
+    module = native()
+    return None if module is None else module.isa()[0]

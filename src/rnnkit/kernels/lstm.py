@@ -1,0 +1,110 @@
+"""The LSTM's recurrence, compiled: :data:`RECURRENCE`, a :class:`~rnnkit.cells.Recurrence`.
+
+Same arguments, results and layouts as the NumPy reference loops run with the LSTM's step
+(:mod:`rnnkit.cells.loop`, :mod:`rnnkit.cells.lstm`): states (h, c) each (T, B, H), saved
+(activated gates (T, B, 4H) in the order i, f, g, o; tanh(c) (T, B, H)); backward returns
+(da (T, B, 4H), None, (dh0, dc0)). The loops themselves are C (``_native.c``,
+``lstm_loops.h``); this module checks and lays out the arrays.
+
+Falls back to the NumPy loops (silently: the result is the same) for what the kernel does not
+cover: regularisation inside the recurrence (recurrent dropout, zoneout), dtypes other than
+float32 and float64, and empty shapes (T, B or H zero).
+
+Shapes: T = time steps, B = batch, H = hidden size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rnnkit import kernels
+from rnnkit.cells import loop
+from rnnkit.cells.base import Recurrence
+from rnnkit.cells.lstm import STEP, LSTMPrepared
+
+
+def _covered(dtype: np.dtype, shape: tuple[int, ...], reg: Any) -> bool:
+    return reg is None and dtype in (np.float32, np.float64) and all(shape)
+
+
+def _mask2d(mask: np.ndarray | None, T: int, B: int) -> np.ndarray | None:
+    """(T, B, 1) bool -> C-contiguous (T, B) bool, or None."""
+    return None if mask is None else np.ascontiguousarray(mask, dtype=np.bool_).reshape(T, B)
+
+
+def forward(
+    xg: np.ndarray,
+    state0: tuple[np.ndarray, ...],
+    P: LSTMPrepared,
+    mask: np.ndarray | None = None,
+    reg: Any = None,
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """The forward time loop; see :class:`~rnnkit.cells.Recurrence`."""
+    T, B, G = xg.shape
+    H = G // 4
+    if not _covered(xg.dtype, (T, B, H), reg):
+        return loop.forward(STEP, xg, state0, P, mask, reg)
+    dt = xg.dtype
+    hs, cs, tanh_c = (np.empty((T, B, H), dtype=dt) for _ in range(3))
+    gates = np.empty((T, B, G), dtype=dt)
+    kernels.native().lstm_forward(
+        np.ascontiguousarray(xg),
+        np.ascontiguousarray(state0[0], dtype=dt),  # (B, H)
+        np.ascontiguousarray(state0[1], dtype=dt),  # (B, H)
+        np.ascontiguousarray(P.W_hh, dtype=dt),  # (4H, H)
+        _mask2d(mask, T, B),
+        hs,
+        cs,
+        gates,
+        tanh_c,
+        kernels.threads_for(B, T * B * G * H),
+    )
+    return (hs, cs), (gates, tanh_c)
+
+
+def backward(
+    dhs: np.ndarray,
+    dstate_T: tuple[np.ndarray, ...],
+    states: tuple[np.ndarray, ...],
+    state0: tuple[np.ndarray, ...],
+    saved: tuple[np.ndarray, ...],
+    P: LSTMPrepared,
+    mask: np.ndarray | None = None,
+    reg: Any = None,
+) -> tuple[np.ndarray, None, tuple[np.ndarray, ...]]:
+    """The backward time loop (BPTT); see :class:`~rnnkit.cells.Recurrence`."""
+    T, B, H = dhs.shape
+    gates, tanh_c = saved
+    if not _covered(gates.dtype, (T, B, H), reg):
+        return loop.backward(STEP, dhs, dstate_T, states, state0, saved, P, mask, reg)
+    dt = gates.dtype
+    da = np.empty((T, B, 4 * H), dtype=dt)
+    dh0, dc0 = np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt)
+    kernels.native().lstm_backward(
+        np.ascontiguousarray(dhs, dtype=dt),
+        np.ascontiguousarray(dstate_T[0], dtype=dt),  # (B, H)
+        np.ascontiguousarray(dstate_T[1], dtype=dt),  # (B, H)
+        np.ascontiguousarray(states[1], dtype=dt),  # c after every step (T, B, H)
+        np.ascontiguousarray(state0[1], dtype=dt),  # (B, H)
+        np.ascontiguousarray(gates),
+        np.ascontiguousarray(tanh_c),
+        np.ascontiguousarray(P.W_hh, dtype=dt),
+        _mask2d(mask, T, B),
+        da,
+        dh0,
+        dc0,
+        kernels.threads_for(B, T * B * 4 * H * H),
+    )
+    return da, None, (dh0, dc0)
+
+
+#: The compiled LSTM recurrence.
+RECURRENCE = Recurrence(forward, backward, "compiled")
+
+
+def recurrence() -> Recurrence | None:
+    """:data:`RECURRENCE` when a new cell should use it (see :func:`rnnkit.kernels.use_compiled`),
+    else None: the cell keeps the NumPy reference."""
+    return RECURRENCE if kernels.use_compiled() else None
