@@ -2,6 +2,7 @@
 classification."""
 
 from rnnkit.tasks.base import Estimator, NotFittedError, train_model
+from rnnkit.tasks.classify import RNNClassifier
 from rnnkit.tasks.forecast import (
     ForecastEvaluation,
     RNNForecaster,
@@ -17,6 +18,7 @@ __all__ = [
     "Estimator",
     "ForecastEvaluation",
     "NotFittedError",
+    "RNNClassifier",
     "RNNForecaster",
     "drift_forecast",
     "forecast_metrics",

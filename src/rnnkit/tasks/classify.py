@@ -1,0 +1,563 @@
+r"""Time-series classification: :class:`RNNClassifier`, a recurrent network over whole series
+with a scikit-learn interface.
+
+Input: N series, each (T_n, C): a list of arrays of any lengths (1-D arrays are univariate), a
+2-D array (N, T) of univariate series, or a 3-D array (N, T, C). Every series goes through the
+same preparation, at ``fit`` and at prediction:
+
+1. **Missing values** (NaN). Trailing steps where every channel is NaN are cut: that is how a
+   shorter series is padded to the length of the others in an array. The NaNs left are filled
+   per channel by linear interpolation between the nearest observed values, with the nearest
+   observed value before the first and after the last one; a channel that is NaN throughout
+   the series becomes 0 (its mean after normalisation). A series with no value at all is an
+   error. Infinities are errors.
+2. **Normalisation** (``normalize``): ``"series"`` z-normalises each series per channel,
+   :math:`x'_{tc} = (x_{tc} - \mu_c) / \sigma_c` over that series' own steps (the UCR
+   archive's convention: amplitude and offset do not count; a constant channel becomes 0);
+   ``"global"`` uses one mean and standard deviation per channel, fitted over every step of the
+   training set; ``None`` leaves the values as they are.
+3. **Downsampling** (``stride``): with ``stride = s > 1`` each run of s consecutive steps is
+   replaced by its mean (the last run may be shorter), so a series of T steps becomes
+   ceil(T / s) steps. Long series train faster and, on small data sets, often generalise
+   better: the network has fewer steps to carry its memory across.
+
+Then a :class:`~rnnkit.nn.SequenceClassifier` (recurrent stack, pooling over the valid steps,
+dropout, linear head) is trained with cross-entropy and Adam by :func:`~rnnkit.tasks.train_model`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from rnnkit import _checks, losses, metrics
+from rnnkit.data.batching import Batch, SequenceData, pad_sequences
+from rnnkit.nn.models import CELLS, SequenceClassifier
+from rnnkit.nn.pooling import MODES as POOLING_MODES
+from rnnkit.optim.schedules import WarmupCosine
+from rnnkit.tasks.base import Estimator, train_model
+
+NORMALIZE = ("series", "global", None)
+LR_SCHEDULES = (None, "cosine")
+_PREDICT_BATCH = 256  # series per forward pass at prediction time
+_TINY = 1e-8  # a channel whose standard deviation is below this is treated as constant
+
+
+class RNNClassifier(Estimator):
+    """A recurrent network that classifies whole time series.
+
+    Args:
+        hidden_size: H, features of the recurrent state (per direction).
+        num_layers: stacked recurrent layers.
+        cell: "lstm" (default), "gru" or "rnn".
+        bidirectional: read each series both ways (the head sees both directions).
+        pooling: how the per-step outputs become one vector per series: "last" (each
+            direction's final state), "mean" or "max" over the valid steps.
+        normalize: "series" (default), "global" or None; see the module docstring.
+        stride: s >= 1, average every s consecutive steps into one (see the module docstring).
+        dropout: probability of dropout between stacked layers and before the head.
+        zoneout: probability that a unit of the recurrent state keeps its previous value at a
+            step, in training (Krueger et al. 2016); "lstm" and "gru" only.
+        label_smoothing: :math:`\\varepsilon` of the cross-entropy (0: none).
+        epochs: passes over the training set.
+        batch_size: series per optimiser step.
+        lr: Adam's learning rate.
+        weight_decay: Adam's L2 penalty.
+        val_fraction: hold out this fraction of the training series (stratified by class) to
+            report a validation loss after every epoch; 0: train on everything.
+        patience: with ``val_fraction``, stop after this many epochs without a better
+            validation loss and keep the best parameters; None: train all ``epochs``.
+        clip_norm: clip the global gradient norm to this value (None: no clipping).
+        seed: an int: the initialisation, the batch order, dropout and the validation split.
+        dtype: "float32" (default) or "float64", for the network.
+        quiet: no progress report.
+
+    Attributes (after ``fit``):
+        classes_: the sorted distinct labels; ``predict`` returns them, ``predict_proba``'s
+            columns follow them.
+        n_features_in_: C, the number of channels.
+        mean_, scale_: per-channel mean and standard deviation (C,) with
+            ``normalize="global"``, else None.
+        model_: the trained :class:`~rnnkit.nn.SequenceClassifier`.
+        history_: the training metrics, column by column (``step``, ``epoch``, ``kind``,
+            ``loss``, ...).
+
+    Example:
+        >>> import numpy as np
+        >>> from rnnkit.tasks.classify import RNNClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> t = np.linspace(0, 4 * np.pi, 40)
+        >>> X = [np.sin(t * f) + 0.1 * rng.normal(size=40) for f in [1, 3] * 20]  # (T,) each
+        >>> y = ["slow", "fast"] * 20
+        >>> clf = RNNClassifier(hidden_size=8, epochs=30, lr=0.02, quiet=True).fit(X, y)
+        >>> clf.classes_.tolist(), clf.score(X, y)
+        (['fast', 'slow'], 1.0)
+        >>> clf.predict_proba(X[:2]).shape
+        (2, 2)
+    """
+
+    def __init__(
+        self,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        bidirectional: bool = False,
+        pooling: str = "last",
+        normalize: str | None = "series",
+        window: int = 1,
+        stride: int | None = None,
+        dropout: float = 0.0,
+        zoneout: float = 0.0,
+        crop: float = 1.0,
+        label_smoothing: float = 0.0,
+        epochs: int = 100,
+        batch_size: int = 32,
+        lr: float = 3e-3,
+        lr_schedule: str | None = None,
+        weight_decay: float = 0.0,
+        val_fraction: float = 0.0,
+        patience: int | None = None,
+        clip_norm: float | None = 1.0,
+        seed: int = 0,
+        dtype: str = "float32",
+        quiet: bool = False,
+    ) -> None:
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.cell = cell
+        self.bidirectional = bidirectional
+        self.pooling = pooling
+        self.normalize = normalize
+        self.window = window
+        self.stride = stride
+        self.dropout = dropout
+        self.zoneout = zoneout
+        self.crop = crop
+        self.label_smoothing = label_smoothing
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.lr_schedule = lr_schedule
+        self.weight_decay = weight_decay
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.clip_norm = clip_norm
+        self.seed = seed
+        self.dtype = dtype
+        self.quiet = quiet
+
+    # -- fitting --------------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any) -> RNNClassifier:
+        """Learn the classes of ``y`` from the series ``X`` (see the module docstring for the
+        forms ``X`` may take); returns ``self``."""
+        self._check_params()
+        series = _as_series(X)
+        labels = _as_labels(y, len(series))
+        classes, targets = np.unique(labels, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(
+                f"y has a single class {classes.tolist()[0]!r}: a classifier needs at least 2 classes"
+            )
+        C = series[0].shape[1]
+        self.n_features_in_ = C
+        self.classes_ = classes
+        self.mean_ = self.scale_ = None
+        if self.normalize == "global":
+            steps = np.concatenate(series)  # (sum T_n, C)
+            self.mean_ = steps.mean(axis=0)
+            self.scale_ = _safe_scale(steps.std(axis=0))
+        normalised = self._normalise(series)
+        inputs = [self._steps(x) for x in normalised]
+        targets = targets.reshape(-1).astype(np.intp)
+
+        train_idx, val_idx = _split(targets, self.val_fraction, self.seed)
+        dtype = _checks.float_dtype(self.dtype)
+        if self.crop < 1:
+            train = _CroppedData(
+                [normalised[i] for i in train_idx],
+                targets[train_idx],
+                self.batch_size,
+                dtype=dtype,
+                crop=self.crop,
+                steps=self._steps,
+                seed=self.seed,
+            )
+        else:
+            train = SequenceData(
+                [inputs[i] for i in train_idx], targets[train_idx], self.batch_size, dtype=dtype
+            )
+        val = None
+        if len(val_idx):
+            val = SequenceData(
+                [inputs[i] for i in val_idx],
+                targets[val_idx],
+                _PREDICT_BATCH,
+                shuffle=False,
+                dtype=dtype,
+            )
+        self.model_ = self._build_model(C * self.window, len(classes))
+        loss = (
+            functools.partial(losses.cross_entropy, label_smoothing=self.label_smoothing)
+            if self.label_smoothing
+            else "cross_entropy"
+        )
+        trainer = train_model(
+            self.model_,
+            train,
+            loss=loss,
+            val=val,
+            epochs=self.epochs,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            clip_norm=self.clip_norm,
+            patience=self.patience,
+            seed=self.seed,
+            quiet=self.quiet,
+            desc=type(self).__name__,
+            unit="series",
+            callbacks=(_Cosine(self.epochs * len(train)),) if self.lr_schedule else (),
+        )
+        self.model_.eval()
+        self.history_ = trainer.result.history
+        return self
+
+    def _check_params(self) -> None:
+        _checks.positive_int("hidden_size", self.hidden_size)
+        _checks.positive_int("num_layers", self.num_layers)
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+        _checks.boolean("bidirectional", self.bidirectional)
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
+        if self.normalize not in NORMALIZE:
+            raise ValueError(f"normalize must be one of {NORMALIZE}, got {self.normalize!r}")
+        _checks.positive_int("window", self.window)
+        if self.stride is not None:
+            _checks.positive_int("stride", self.stride)
+        _checks.probability("dropout", self.dropout)
+        _checks.probability("zoneout", self.zoneout)
+        if self.zoneout and self.cell == "rnn":
+            raise ValueError('zoneout needs cell "lstm" or "gru", got cell "rnn"')
+        _checks.probability("label_smoothing", self.label_smoothing)
+        if _checks.probability("crop", self.crop, upper_inclusive=True) == 0:
+            raise ValueError("crop must lie in (0, 1], got 0.0")
+        _checks.positive_int("epochs", self.epochs)
+        _checks.positive_int("batch_size", self.batch_size)
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
+            )
+        _checks.probability("val_fraction", self.val_fraction)
+        if self.patience is not None:
+            _checks.positive_int("patience", self.patience)
+            if not self.val_fraction:
+                raise ValueError(
+                    "patience needs a validation set: set val_fraction > 0 (e.g. 0.2) as well"
+                )
+        _checks.boolean("quiet", self.quiet)
+        _checks.float_dtype(self.dtype)
+
+    def _build_model(self, input_size: int, num_classes: int) -> SequenceClassifier:
+        options = {"zoneout": self.zoneout} if self.zoneout else {}
+        return SequenceClassifier(
+            input_size,
+            self.hidden_size,
+            num_classes,
+            self.num_layers,
+            cell=self.cell,
+            bidirectional=self.bidirectional,
+            pooling=self.pooling,
+            dropout=self.dropout,
+            dtype=_checks.float_dtype(self.dtype),
+            seed=self.seed,
+            **options,
+        )
+
+    def _normalise(self, series: list[np.ndarray]) -> list[np.ndarray]:
+        if self.normalize == "series":
+            return [(x - x.mean(axis=0)) / _safe_scale(x.std(axis=0)) for x in series]
+        if self.normalize == "global":
+            return [(x - self.mean_) / self.scale_ for x in series]
+        return series
+
+    def _steps(self, x: np.ndarray) -> np.ndarray:
+        """A normalised series (T, C) -> the network's input steps (n, window * C)."""
+        if self.window == 1 and (self.stride or 1) == 1:
+            return x
+        return _windows(x, self.window, self.stride or self.window)
+
+    def _transform(self, series: list[np.ndarray]) -> list[np.ndarray]:
+        """Clean series (T_n, C) -> network inputs: normalised, then cut into windows."""
+        return [self._steps(x) for x in self._normalise(series)]
+
+    # -- predicting -----------------------------------------------------------------------------
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (N, number of classes), columns in the order of ``classes_``."""
+        self._check_fitted()
+        series = _as_series(X)
+        C = series[0].shape[1]
+        if C != self.n_features_in_:
+            raise ValueError(
+                f"X has {C} channels, but this {type(self).__name__} was fitted on "
+                f"{self.n_features_in_}"
+            )
+        inputs = self._transform(series)
+        dtype = _checks.float_dtype(self.dtype)
+        # Batches of similar lengths waste little work on padding; masking makes the order moot.
+        order = np.argsort([len(x) for x in inputs], kind="stable")
+        proba = np.empty((len(inputs), len(self.classes_)), dtype=np.float64)
+        for start in range(0, len(order), _PREDICT_BATCH):
+            idx = order[start : start + _PREDICT_BATCH]
+            x, lengths = pad_sequences([inputs[i] for i in idx], dtype=dtype)  # (T, B, C)
+            proba[idx] = self.model_.predict_proba(x, lengths=lengths)
+        return proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of each series, as labels from ``classes_`` (N,)."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy on ``(X, y)`` (scikit-learn's convention for classifiers). Labels never seen
+        in training are allowed: they just count as errors."""
+        pred = self.predict(X)
+        labels = _as_labels(y, len(pred))
+        return float(np.mean(_equal(labels, pred)))
+
+    def evaluate(self, X: Any, y: Any) -> dict[str, Any]:
+        """Accuracy, macro-F1 and the confusion matrix on ``(X, y)``.
+
+        Returns a dict: ``accuracy`` and ``macro_f1`` (floats); ``confusion_matrix``, counts
+        (K, K) with rows the true and columns the predicted class; ``classes``, the K labels of
+        its rows and columns: ``classes_``, followed by any label of ``y`` unseen in training.
+        """
+        pred = self.predict(X).tolist()
+        labels = _as_labels(y, len(pred)).tolist()
+        known = self.classes_.tolist()
+        names = known + [c for c in dict.fromkeys(labels) if not _member(c, known)]
+        index = {_key(c): i for i, c in enumerate(names)}
+        true_ids = [index[_key(c)] for c in labels]
+        pred_ids = [index[_key(c)] for c in pred]
+        ids = list(range(len(names)))
+        return {
+            "accuracy": metrics.accuracy(true_ids, pred_ids),
+            "macro_f1": metrics.macro_f1(true_ids, pred_ids, labels=ids),
+            "confusion_matrix": metrics.confusion_matrix(true_ids, pred_ids, labels=ids),
+            "classes": names,
+        }
+
+    # -- saving ---------------------------------------------------------------------------------
+
+    def _get_state(self) -> dict[str, Any]:
+        classes = self.classes_.tolist()
+        if not all(isinstance(c, (str, int, float, bool)) for c in classes):
+            raise TypeError(
+                "classes_ must be strings, ints, floats or bools to be saved, got "
+                f"{sorted({type(c).__name__ for c in classes})}"
+            )
+        return {
+            "classes": classes,
+            "classes_dtype": self.classes_.dtype.str,
+            "n_features_in": int(self.n_features_in_),
+            "mean": self.mean_,
+            "scale": self.scale_,
+            "params": self.model_.state_dict(),
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        dtype = np.dtype(state["classes_dtype"])
+        classes = np.empty(len(state["classes"]), dtype=dtype)
+        classes[:] = state["classes"]
+        model = self._build_model(state["n_features_in"] * self.window, len(classes))
+        model.load_state_dict(state["params"])
+        model.eval()
+        self.classes_ = classes
+        self.n_features_in_ = state["n_features_in"]
+        self.mean_ = state["mean"]
+        self.scale_ = state["scale"]
+        self.history_ = {}
+        self.model_ = model
+
+
+# -- input preparation --------------------------------------------------------------------------
+
+
+def _as_series(X: Any) -> list[np.ndarray]:
+    """X in any accepted form -> a list of clean float64 series (T_n, C): trailing all-NaN steps
+    cut, other NaNs interpolated; errors name the series at fault."""
+    if isinstance(X, np.ndarray) and X.dtype != object:
+        if X.ndim not in (2, 3):
+            raise ValueError(
+                f"X must be a list of series, a 2-D array (N, T) or a 3-D array (N, T, C), "
+                f"got an array of shape {X.shape}"
+            )
+        items = list(X)
+    elif isinstance(X, (str, bytes)) or not hasattr(X, "__len__"):
+        raise TypeError(f"X must be a list of series or an array, got {type(X).__name__}")
+    else:
+        items = list(X)
+    if not items:
+        raise ValueError("X must hold at least one series, got none")
+    out = []
+    for n, item in enumerate(items):
+        try:
+            x = np.asarray(item, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"X[{n}] must be a numeric array (T,) or (T, C): {err}") from None
+        if x.ndim == 1:
+            x = x[:, None]  # (T, 1)
+        if x.ndim != 2:
+            raise ValueError(f"X[{n}] must be 1-D (T,) or 2-D (T, C), got shape {x.shape}")
+        if x.shape[1] == 0:
+            raise ValueError(f"X[{n}] has no channels (shape {x.shape})")
+        if out and x.shape[1] != out[0].shape[1]:
+            raise ValueError(
+                f"X[{n}] has {x.shape[1]} channels, X[0] has {out[0].shape[1]}: every series "
+                "must have the same channels"
+            )
+        out.append(_clean(f"X[{n}]", x))
+    return out
+
+
+def _clean(name: str, x: np.ndarray) -> np.ndarray:
+    """One series (T, C): cut trailing all-NaN steps, interpolate the other NaNs per channel."""
+    if len(x) == 0:
+        raise ValueError(f"{name} is empty (0 time steps)")
+    if np.isinf(x).any():
+        t, c = np.argwhere(np.isinf(x))[0]
+        raise ValueError(f"{name} must be finite or NaN, got {x[t, c]} at step {t}, channel {c}")
+    missing = np.isnan(x)  # (T, C)
+    if not missing.any():
+        return x
+    observed = ~missing.all(axis=1)  # (T,) steps with at least one value
+    if not observed.any():
+        raise ValueError(f"{name} has no values: every entry is NaN")
+    x = x[: np.flatnonzero(observed)[-1] + 1].copy()  # trailing padding cut
+    missing = missing[: len(x)]
+    steps = np.arange(len(x))
+    for c in np.flatnonzero(missing.any(axis=0)):
+        have = ~missing[:, c]
+        if have.any():
+            # np.interp holds the end values beyond the first and last observed steps
+            x[missing[:, c], c] = np.interp(steps[missing[:, c]], steps[have], x[have, c])
+        else:
+            x[:, c] = 0.0
+    return x
+
+
+def _as_labels(y: Any, n: int) -> np.ndarray:
+    labels = np.asarray(y)
+    if labels.ndim != 1:
+        raise ValueError(f"y must be 1-D, one label per series, got shape {labels.shape}")
+    if len(labels) != n:
+        raise ValueError(
+            f"X and y must have the same length, got {n} series and {len(labels)} labels"
+        )
+    if labels.dtype.kind == "f" and np.isnan(labels).any():
+        raise ValueError(f"y must not contain NaN, got NaN at index {np.flatnonzero(np.isnan(labels))[0]}")
+    return labels
+
+
+def _safe_scale(std: np.ndarray) -> np.ndarray:
+    """Standard deviations to divide by: 1 for (near-)constant channels."""
+    return np.where(std < _TINY, 1.0, std)
+
+
+def _windows(x: np.ndarray, window: int, stride: int) -> np.ndarray:
+    """(T, C) -> (n, window * C), n = 1 + ceil(max(T - window, 0) / stride): the windows of
+    ``window`` steps starting every ``stride`` steps, each flattened step by step; the last
+    window is completed with copies of the last step."""
+    T, C = x.shape
+    n = 1 + -(-max(T - window, 0) // stride)
+    pad = (n - 1) * stride + window - T
+    x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])  # ((n - 1) * stride + window, C)
+    starts = np.arange(n) * stride
+    steps = starts[:, None] + np.arange(window)  # (n, window)
+    return x[steps].reshape(n, window * C)
+
+
+class _Cosine:
+    """A trainer callback that decays the learning rate along half a cosine, from ``lr`` at the
+    first step to 0 after ``total`` steps (:class:`~rnnkit.optim.WarmupCosine`)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.schedule = None
+
+    def __call__(self, event: str, trainer: Any, row: dict[str, Any]) -> None:
+        if event != "step":
+            return
+        if self.schedule is None:  # built at the first step: train_model makes the optimiser
+            self.schedule = WarmupCosine(trainer.optimizer, 0, max(self.total, 1))
+        self.schedule.step()
+
+
+class _CroppedData(SequenceData):
+    """Training batches of random crops: each time a series is drawn, a random stretch of
+    ``crop`` of its length (at least one step) goes to the network, cut into its steps by
+    ``steps``. The crops come from a generator seeded by ``seed``."""
+
+    def __init__(self, series, targets, batch_size, *, dtype, crop, steps, seed) -> None:
+        super().__init__(series, targets, batch_size, dtype=dtype)
+        self.crop = crop
+        self.steps = steps
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, order: np.ndarray, i: int) -> Batch:
+        idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+        xs = []
+        for j in idx:
+            x = self.inputs[j]
+            n = max(1, round(self.crop * len(x)))
+            start = int(self.rng.integers(0, len(x) - n + 1))
+            xs.append(self.steps(x[start : start + n]))
+        x, lengths = pad_sequences(xs, dtype=self.dtype)  # (T, B, window * C)
+        return Batch(x, np.stack([self.targets[j] for j in idx]), lengths)
+
+
+def _split(targets: np.ndarray, fraction: float, seed: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation): ``fraction`` of each class held out, at least one series
+    in all when ``fraction`` > 0, and at least one of each class left for training."""
+    if not fraction:
+        return np.arange(len(targets)), np.array([], dtype=np.intp)
+    rng = np.random.default_rng(seed)
+    val = []
+    for k in np.unique(targets):
+        members = rng.permutation(np.flatnonzero(targets == k))
+        take = min(round(fraction * len(members)), len(members) - 1)
+        val.extend(members[:take].tolist())
+    if not val:
+        largest = np.argmax(np.bincount(targets))
+        members = np.flatnonzero(targets == largest)
+        if len(members) < 2:
+            raise ValueError("val_fraction leaves no series to train on")
+        val.append(int(rng.choice(members)))
+    val_idx = np.sort(np.array(val, dtype=np.intp))
+    train_idx = np.setdiff1d(np.arange(len(targets)), val_idx)
+    return train_idx, val_idx
+
+
+# -- comparing labels of any type ---------------------------------------------------------------
+
+
+def _key(label: Any) -> tuple[str, Any]:
+    """A dict key under which equal labels of any kind meet and others stay apart ("1" != 1)."""
+    return ("s", label) if isinstance(label, str) else ("v", label)
+
+
+def _member(label: Any, labels: list[Any]) -> bool:
+    key = _key(label)
+    return any(_key(c) == key for c in labels)
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise label equality that never fails on mismatched kinds (str vs int: False)."""
+    return np.array([_key(u) == _key(v) for u, v in zip(a.tolist(), b.tolist())], dtype=bool)
