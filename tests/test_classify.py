@@ -8,7 +8,7 @@ import pytest
 
 from rnnkit.tasks import NotFittedError
 from rnnkit.tasks.base import Estimator
-from rnnkit.tasks.classify import RNNClassifier, _as_series, _clean, _CroppedData, _windows
+from rnnkit.tasks.classify import RNNClassifier, _as_series, _clean, _windows
 
 SHAPES = ("sine", "square", "sawtooth")
 
@@ -47,7 +47,12 @@ def fitted():
     """One classifier learned on the three wave shapes, shared by the tests that only read it."""
     X, y = waves(30, seed=0)
     clf = RNNClassifier(
-        hidden_size=16, bidirectional=True, pooling="mean", epochs=25, lr=0.01, batch_size=16,
+        hidden_size=16,
+        bidirectional=True,
+        pooling="mean",
+        epochs=25,
+        lr=0.01,
+        batch_size=16,
         quiet=True,
     )
     return clf.fit(X, y)
@@ -260,25 +265,6 @@ def test_window_and_stride_in_the_classifier():
     ]
 
 
-def test_random_crops_for_training():
-    X, y = waves(6, seed=16)
-    data = _CroppedData(
-        [x[:, :1] for x in X], np.zeros(len(X), dtype=np.intp), 5,
-        dtype=np.float64, crop=0.5, steps=lambda x: x, seed=0,
-    )
-    order = np.arange(len(X))
-    first, again = data.batch(order, 0), data.batch(order, 0)
-    assert first.lengths.tolist() == [max(1, round(0.5 * len(x))) for x in X[:5]]
-    assert not np.array_equal(first.x, again.x)  # a fresh crop each time
-    for b, x in enumerate(X[:5]):  # each crop is a stretch of its series
-        n = first.lengths[b]
-        crop = first.x[:n, b, 0]
-        starts = [t for t in range(len(x) - n + 1) if np.array_equal(x[t : t + n, 0], crop)]
-        assert starts
-    clf = small(epochs=2, crop=0.8, lr_schedule="cosine").fit(X, y)
-    assert clf.predict(X).shape == (len(X),)
-
-
 def test_cosine_schedule():
     X, y = waves(4, seed=17)
     clf = small(epochs=4, lr=0.01, lr_schedule="cosine").fit(X, y)
@@ -350,7 +336,7 @@ def test_validation_and_early_stopping():
 )
 def test_other_cells(options):
     X, y = waves(4, seed=14)
-    clf = small(epochs=1, label_smoothing=0.1, **options).fit(X, y)
+    clf = small(epochs=1, **options).fit(X, y)
     assert clf.predict(X).shape == (len(X),)
 
 
@@ -387,9 +373,11 @@ def test_bad_input(X, y, match):
         small(epochs=1).fit(X, y)
 
 
-def test_bad_x_type():
+def test_bad_types():
     with pytest.raises(TypeError, match="X must be a list of series or an array, got int"):
         small().fit(3, [0])
+    with pytest.raises(TypeError, match="y must hold labels of one kind that sort"):
+        small().fit([np.zeros(5), np.ones(5)], np.array([1, "a"], dtype=object))
 
 
 @pytest.mark.parametrize(
@@ -401,7 +389,6 @@ def test_bad_x_type():
         ({"hidden_size": 0}, ValueError, "hidden_size must be a positive int"),
         ({"stride": 1.5}, TypeError, "stride must be an int"),
         ({"window": 0}, ValueError, "window must be a positive int"),
-        ({"crop": 0.0}, ValueError, r"crop must lie in \(0, 1\]"),
         ({"lr_schedule": "linear"}, ValueError, "lr_schedule must be one of"),
         ({"patience": 3}, ValueError, "patience needs a validation set"),
         ({"dropout": 1.0}, ValueError, r"dropout must lie in \[0, 1\)"),
