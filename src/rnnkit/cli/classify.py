@@ -21,7 +21,9 @@ DEFAULTS: dict[str, Any] = {
     "bidirectional": False,
     "pooling": "last",
     "normalize": "series",
-    "stride": 1,
+    "window": 1,
+    "stride": 0,  # 0: the window
+    "lr_schedule": "none",
     "dropout": 0.0,
     "zoneout": 0.0,
     "epochs": 100,
@@ -37,7 +39,9 @@ MODEL_KEYS = (
     "bidirectional",
     "pooling",
     "normalize",
+    "window",
     "stride",
+    "lr_schedule",
     "dropout",
     "zoneout",
     "epochs",
@@ -113,9 +117,19 @@ def classify() -> None:
     help="z-normalise each series (UCR convention), or by training-set statistics.",
 )
 @click.option(
+    "--window",
+    type=click.IntRange(min=1),
+    help="Each network step reads this many consecutive values (long series). [default: 1]",
+)
+@click.option(
     "--stride",
     type=click.IntRange(min=1),
-    help="Average every s steps into one (long series). [default: 1]",
+    help="Steps between the starts of two windows. [default: the window]",
+)
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(["none", "cosine"]),
+    help="cosine: decay the learning rate to 0 over training. [default: none]",
 )
 @click.option("--dropout", type=float, help="[default: 0]")
 @click.option("--zoneout", type=float, help="[default: 0]")
@@ -153,6 +167,8 @@ def classify_train(train_path: str | None, test_path: str | None, **kw: Any) -> 
         raise CLIError(f"train and test series must have the same channels, got {channels}")
     params = {k: config[k] for k in MODEL_KEYS}
     params["normalize"] = None if params["normalize"] == "none" else params["normalize"]
+    params["stride"] = params["stride"] or None
+    params["lr_schedule"] = None if params["lr_schedule"] == "none" else params["lr_schedule"]
     report(f"run folder: {run.path}", quiet=quiet)
     report(
         f"train: {len(train.X)} series, test: {len(test.X)} series, "

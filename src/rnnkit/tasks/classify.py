@@ -21,10 +21,10 @@ same preparation, at ``fit`` and at prediction:
    w * C features; the windows start every ``stride = s`` steps (default s = w: side by side),
    so a series of T steps becomes 1 + ceil(max(T - w, 0) / s) network steps (the last window
    completed with copies of the last value). ``window=1, stride=s`` keeps every s-th value.
-   This is the RNN's answer to long series on small data sets: over 250 raw steps an LSTM
-   barely trains (on GunPoint and ArrowHead it stays near chance for hundreds of epochs, in
-   PyTorch as well), while over 10 to 30 steps of overlapping windows it trains in seconds,
-   and the input projection ``W_ih`` acts as a learned filter bank on each window.
+   This is the RNN's answer to long series on small data sets: over 150 to 250 raw steps an
+   LSTM barely trains (on GunPoint and ArrowHead it stays near chance for hundreds of epochs;
+   a PyTorch LSTM does the same on GunPoint), while over 10 to 30 steps of windows it trains
+   in seconds, and the input projection ``W_ih`` acts as a learned filter bank on each window.
 
 Then a :class:`~rnnkit.nn.SequenceClassifier` (recurrent stack, pooling over the valid steps,
 dropout, linear head) is trained with cross-entropy and Adam by :func:`~rnnkit.tasks.train_model`.
