@@ -73,6 +73,14 @@ def run_options(func: Callable) -> Callable:
     return func
 
 
+RUN_OPTIONS = ("name", "runs_dir", "config_file", "seed", "quiet", "overwrite", "resume", "no_plot")
+
+
+def pop_run_options(kw: dict[str, Any]) -> dict[str, Any]:
+    """Take the options of :func:`run_options` out of a command's keyword arguments."""
+    return {k: kw.pop(k) for k in RUN_OPTIONS}
+
+
 def prepare_run(
     task: str,
     defaults: dict[str, Any],

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from rnnkit.cli import plotting
-from rnnkit.cli.app import cli, handle_errors, prepare_run, report, run_options
+from rnnkit.cli.app import cli, handle_errors, pop_run_options, prepare_run, report, run_options
 from rnnkit.cli.runs import MODEL, CLIError, RunFolder
 
 DEFAULTS: dict[str, Any] = {
@@ -144,19 +144,7 @@ def classify_train(train_path: str | None, test_path: str | None, **kw: Any) -> 
     save the model and a confusion-matrix plot in the run folder."""
     from rnnkit.tasks.classify import RNNClassifier
 
-    common = {
-        k: kw.pop(k)
-        for k in (
-            "name",
-            "runs_dir",
-            "config_file",
-            "seed",
-            "quiet",
-            "overwrite",
-            "resume",
-            "no_plot",
-        )
-    }
+    common = pop_run_options(kw)
     kw["train"], kw["test"] = train_path, test_path
     run, config = prepare_run("classify", DEFAULTS, kw, common)
     quiet = common["quiet"]

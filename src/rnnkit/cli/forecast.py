@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from rnnkit.cli import plotting
-from rnnkit.cli.app import cli, handle_errors, prepare_run, report, run_options
+from rnnkit.cli.app import cli, handle_errors, pop_run_options, prepare_run, report, run_options
 from rnnkit.cli.runs import MODEL, CLIError, RunFolder
 
 DEFAULTS: dict[str, Any] = {
@@ -136,19 +136,7 @@ def forecast_train(csv_path: str | None, **kw: Any) -> None:
     baselines; save the model, the forecast (CSV) and a plot in the run folder."""
     from rnnkit.tasks.forecast import RNNForecaster
 
-    common = {
-        k: kw.pop(k)
-        for k in (
-            "name",
-            "runs_dir",
-            "config_file",
-            "seed",
-            "quiet",
-            "overwrite",
-            "resume",
-            "no_plot",
-        )
-    }
+    common = pop_run_options(kw)
     kw["csv"] = csv_path
     run, config = prepare_run("forecast", DEFAULTS, kw, common)
     quiet = common["quiet"]

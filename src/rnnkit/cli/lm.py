@@ -13,6 +13,7 @@ from rnnkit.cli.app import (
     EXIT_INTERRUPTED,
     cli,
     handle_errors,
+    pop_run_options,
     prepare_run,
     report,
     run_options,
@@ -97,19 +98,7 @@ def lm_train(**kw: Any) -> None:
     from rnnkit.data.text import default_corpus, load_text
     from rnnkit.tasks.lm import CharLM
 
-    common = {
-        k: kw.pop(k)
-        for k in (
-            "name",
-            "runs_dir",
-            "config_file",
-            "seed",
-            "quiet",
-            "overwrite",
-            "resume",
-            "no_plot",
-        )
-    }
+    common = pop_run_options(kw)
     flags = {k: (list(v) if k == "text" else v) for k, v in kw.items()}
     if not flags["text"]:
         flags["text"] = None
