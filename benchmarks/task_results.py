@@ -86,6 +86,8 @@ CLASSIFY = {
         "cosine",
         "--weight-decay",
         "0.01",
+        "--ensemble",
+        "5",
     ],
     "BasicMotions": [
         "--hidden-size",

@@ -323,6 +323,22 @@ def test_same_seed_same_model():
     np.testing.assert_array_equal(a, b)
 
 
+def test_ensemble_averages_members_seeded_in_turn(tmp_path):
+    X, y = waves(4, seed=15)
+    ens = small(epochs=2, dropout=0.2, seed=5, ensemble=3).fit(X, y)
+    assert len(ens.models_) == 3 and ens.model_ is ens.models_[0]
+    singles = [small(epochs=2, dropout=0.2, seed=5 + k).fit(X, y) for k in range(3)]
+    probas = [clf.predict_proba(X) for clf in singles]
+    assert not np.allclose(probas[0], probas[1])  # the members do differ
+    np.testing.assert_allclose(ens.predict_proba(X), np.mean(probas, axis=0), rtol=1e-6)
+    members = ens.history_["member"]
+    assert sorted(set(members)) == [0, 1, 2]
+    assert len(members) == len(ens.history_["loss"]) == 3 * len(singles[0].history_["loss"])
+    back = RNNClassifier.load(ens.save(tmp_path / "ens.ckpt"))
+    assert back.ensemble == 3 and len(back.models_) == 3
+    np.testing.assert_array_equal(back.predict_proba(X), ens.predict_proba(X))
+
+
 def test_validation_and_early_stopping():
     X, y = waves(10, seed=13)
     clf = small(epochs=30, val_fraction=0.3, patience=2, lr=0.05).fit(X, y)
@@ -395,6 +411,8 @@ def test_bad_types():
         ({"cell": "rnn", "zoneout": 0.1}, ValueError, 'zoneout needs cell "lstm" or "gru"'),
         ({"lr": -1.0}, ValueError, "lr must be a non-negative number"),
         ({"dtype": "int8"}, TypeError, "dtype must be np.float32 or np.float64"),
+        ({"ensemble": 0}, ValueError, "ensemble must be a positive int"),
+        ({"seed": None}, TypeError, "seed must be an int, got None"),
     ],
 )
 def test_bad_params(params, error, match):

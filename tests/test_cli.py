@@ -282,6 +282,8 @@ def test_classify_on_a_ucr_set(tmp_path):
         3,
         "--hidden-size",
         8,
+        "--ensemble",
+        2,
         "--name",
         "c",
         "--no-plot",
@@ -289,6 +291,7 @@ def test_classify_on_a_ucr_set(tmp_path):
         cwd=tmp_path,
     )
     assert "accuracy:" in proc.stdout and "macro-F1:" in proc.stdout
+    assert "ensemble = 2" in (tmp_path / "runs" / "c" / "config.toml").read_text()
     assert "confusion matrix" in proc.stdout
     proc = rnnkit(
         "classify",

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 32,
     "lr": 3e-3,
     "weight_decay": 0.0,
+    "ensemble": 1,
     "seed": 0,
 }
 MODEL_KEYS = (
@@ -48,6 +49,7 @@ MODEL_KEYS = (
     "batch_size",
     "lr",
     "weight_decay",
+    "ensemble",
     "seed",
 )
 
@@ -137,6 +139,11 @@ def classify() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), help="[default: 32]")
 @click.option("--lr", type=float, help="Adam learning rate. [default: 0.003]")
 @click.option("--weight-decay", type=float, help="[default: 0]")
+@click.option(
+    "--ensemble",
+    type=click.IntRange(min=1),
+    help="Train N networks (seeds SEED .. SEED+N-1) and average their probabilities. [1]",
+)
 @run_options
 @handle_errors
 def classify_train(train_path: str | None, test_path: str | None, **kw: Any) -> None:

@@ -28,6 +28,13 @@ same preparation, at ``fit`` and at prediction:
 
 Then a :class:`~rnnkit.nn.SequenceClassifier` (recurrent stack, pooling over the valid steps,
 dropout, linear head) is trained with cross-entropy and Adam by :func:`~rnnkit.tasks.train_model`.
+
+**Ensembles** (``ensemble = m``): m such networks are trained on the same data, the k-th with
+seed ``seed + k`` (its own initialisation, batch order and dropout masks), and the predicted
+probabilities are their mean. On small data sets the seed alone moves test accuracy by several
+points (ArrowHead, 36 training series: 0.71 to 0.83 over 15 seeds); the mean of 5 networks
+varies far less and is better than the typical single one, the reason InceptionTime (Ismail
+Fawaz et al. 2020) is an ensemble of 5. Training and prediction cost m times as much.
 """
 
 from __future__ import annotations
@@ -76,8 +83,10 @@ class RNNClassifier(Estimator):
         patience: with ``val_fraction``, stop after this many epochs without a better
             validation loss and keep the best parameters; None: train all ``epochs``.
         clip_norm: clip the global gradient norm to this value (None: no clipping).
+        ensemble: m >= 1, networks trained with seeds ``seed`` .. ``seed + m - 1`` whose
+            probabilities are averaged (see the module docstring).
         seed: an int: the initialisation, the batch order, dropout, zoneout and the validation
-            split.
+            split (the same split for every network of an ensemble).
         dtype: "float32" (default) or "float64", for the network.
         quiet: no progress report.
 
@@ -87,9 +96,10 @@ class RNNClassifier(Estimator):
         n_features_in_: C, the number of channels.
         mean_, scale_: per-channel mean and standard deviation (C,) with
             ``normalize="global"``, else None.
-        model_: the trained :class:`~rnnkit.nn.SequenceClassifier`.
+        models_: the trained :class:`~rnnkit.nn.SequenceClassifier` networks, ``ensemble`` of
+            them; ``model_`` is the first.
         history_: the training metrics, column by column (``step``, ``epoch``, ``kind``,
-            ``loss``, ...).
+            ``loss``, ...), with a column ``member`` (0 .. ensemble - 1) saying which network.
 
     Example:
         >>> import numpy as np
@@ -125,6 +135,7 @@ class RNNClassifier(Estimator):
         val_fraction: float = 0.0,
         patience: int | None = None,
         clip_norm: float | None = 1.0,
+        ensemble: int = 1,
         seed: int = 0,
         dtype: str = "float32",
         quiet: bool = False,
@@ -147,6 +158,7 @@ class RNNClassifier(Estimator):
         self.val_fraction = val_fraction
         self.patience = patience
         self.clip_norm = clip_norm
+        self.ensemble = ensemble
         self.seed = seed
         self.dtype = dtype
         self.quiet = quiet
@@ -192,25 +204,35 @@ class RNNClassifier(Estimator):
                 shuffle=False,
                 dtype=dtype,
             )
-        self.model_ = self._build_model(C * self.window, len(classes))
-        trainer = train_model(
-            self.model_,
-            train,
-            loss="cross_entropy",
-            val=val,
-            epochs=self.epochs,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            clip_norm=self.clip_norm,
-            patience=self.patience,
-            seed=self.seed,
-            quiet=self.quiet,
-            desc=type(self).__name__,
-            unit="series",
-            callbacks=(_Cosine(self.epochs * len(train)),) if self.lr_schedule else (),
-        )
-        self.model_.eval()
-        self.history_ = trainer.result.history
+        self.models_, history = [], {}
+        for member in range(self.ensemble):
+            seed = self.seed + member
+            model = self._build_model(C * self.window, len(classes), seed)
+            desc = type(self).__name__
+            trainer = train_model(
+                model,
+                train,
+                loss="cross_entropy",
+                val=val,
+                epochs=self.epochs,
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                clip_norm=self.clip_norm,
+                patience=self.patience,
+                seed=seed,
+                quiet=self.quiet,
+                desc=desc if self.ensemble == 1 else f"{desc} {member + 1}/{self.ensemble}",
+                unit="series",
+                callbacks=(_Cosine(self.epochs * len(train)),) if self.lr_schedule else (),
+            )
+            model.eval()
+            self.models_.append(model)
+            columns = trainer.result.history
+            rows = len(next(iter(columns.values()), []))
+            for name, values in {**columns, "member": [member] * rows}.items():
+                history.setdefault(name, []).extend(values)
+        self.model_ = self.models_[0]
+        self.history_ = history
         return self
 
     def _check_params(self) -> None:
@@ -245,10 +267,13 @@ class RNNClassifier(Estimator):
                 raise ValueError(
                     "patience needs a validation set: set val_fraction > 0 (e.g. 0.2) as well"
                 )
+        _checks.positive_int("ensemble", self.ensemble)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, got {self.seed!r}")
         _checks.boolean("quiet", self.quiet)
         _checks.float_dtype(self.dtype)
 
-    def _build_model(self, input_size: int, num_classes: int) -> SequenceClassifier:
+    def _build_model(self, input_size: int, num_classes: int, seed: int) -> SequenceClassifier:
         options = {"zoneout": self.zoneout} if self.zoneout else {}
         return SequenceClassifier(
             input_size,
@@ -260,7 +285,7 @@ class RNNClassifier(Estimator):
             pooling=self.pooling,
             dropout=self.dropout,
             dtype=_checks.float_dtype(self.dtype),
-            seed=self.seed,
+            seed=seed,
             **options,
         )
 
@@ -301,7 +326,9 @@ class RNNClassifier(Estimator):
         for start in range(0, len(order), _PREDICT_BATCH):
             idx = order[start : start + _PREDICT_BATCH]
             x, lengths = pad_sequences([inputs[i] for i in idx], dtype=dtype)  # (T, B, C)
-            proba[idx] = self.model_.predict_proba(x, lengths=lengths)
+            proba[idx] = np.mean(
+                [model.predict_proba(x, lengths=lengths) for model in self.models_], axis=0
+            )
         return proba
 
     def predict(self, X: Any) -> np.ndarray:
@@ -353,22 +380,35 @@ class RNNClassifier(Estimator):
             "n_features_in": int(self.n_features_in_),
             "mean": self.mean_,
             "scale": self.scale_,
-            "params": self.model_.state_dict(),
+            "params": self.models_[0].state_dict(),  # the only or first network
+            "more_params": {str(k): m.state_dict() for k, m in enumerate(self.models_) if k},
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
         dtype = np.dtype(state["classes_dtype"])
         classes = np.empty(len(state["classes"]), dtype=dtype)
         classes[:] = state["classes"]
-        model = self._build_model(state["n_features_in"] * self.window, len(classes))
-        model.load_state_dict(state["params"])
-        model.eval()
+        more = state.get("more_params", {})
+        if sorted(more, key=int) != [str(k) for k in range(1, self.ensemble)]:
+            raise ValueError(
+                f"the file holds {1 + len(more)} network(s), but ensemble is {self.ensemble}"
+            )
+        self.models_ = []
+        for k, params in enumerate(
+            [state["params"], *(more[str(k)] for k in range(1, self.ensemble))]
+        ):
+            model = self._build_model(
+                state["n_features_in"] * self.window, len(classes), self.seed + k
+            )
+            model.load_state_dict(params)
+            model.eval()
+            self.models_.append(model)
         self.classes_ = classes
         self.n_features_in_ = state["n_features_in"]
         self.mean_ = state["mean"]
         self.scale_ = state["scale"]
         self.history_ = {}
-        self.model_ = model
+        self.model_ = self.models_[0]
 
 
 # -- input preparation --------------------------------------------------------------------------
