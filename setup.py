@@ -16,7 +16,17 @@ from setuptools import Extension, setup
 
 KERNELS = "src/rnnkit/kernels"
 
-HEADERS = ["vmath.h", "microkernel.h", "lstm_loops.h", "variant.h"]
+HEADERS = [
+    "vmath.h",
+    "microkernel.h",
+    "loop_parts.h",
+    "lstm_loops.h",
+    "gru_loops.h",
+    "rnn_loops.h",
+    "step_loops.h",
+    "variant.h",
+    "step_plan.h",
+]
 
 # -fno-trapping-math lets GCC turn the clamps of the vectorised exp into blends below AVX-512
 # (else those loops run scalar: 6x slower with AVX2); the loops read no floating-point flags.

@@ -5,8 +5,8 @@ what users train with). The step is a forward pass over a (T, B, D) batch from a
 state, then the backward pass from a random upstream gradient R (torch: ``loss = (y * R).sum()``,
 ``loss.backward()``), which computes dL/dx and every parameter gradient in both libraries. Each
 time is the median of ``ROUNDS x --repeats`` runs measured with ``time.perf_counter``, in blocks
-that alternate between rnnkit and torch, each after warm-up runs (see ``median_times`` for why
-blocks and not single runs). The table reports ratio = rnnkit time / torch time (> 1 means
+that alternate between rnnkit and torch, each after warm-up runs (see ``common.block_times`` for
+why blocks and not single runs). The table reports ratio = rnnkit time / torch time (> 1 means
 rnnkit is slower); compare ratios, not absolute times.
 
 Before timing a configuration it checks rnnkit against torch with the same weights, in float64,
@@ -32,9 +32,7 @@ import functools
 import gc
 import os
 import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -42,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import common
 import rnnkit
 
 TORCH_THREADS = 2
@@ -215,25 +214,9 @@ def check(cfg: Config) -> float:
 
 
 def median_times(fns: Sequence[Callable[[], Any]], repeats: int, warmup: int) -> list[float]:
-    """Median wall time of each function, timed in blocks, in ROUNDS alternating rounds.
-
-    Each function runs its warm-up and its repeats as one block, so that neither library runs
-    while the other's thread pool is still spinning: NumPy's OpenBLAS and torch's OpenMP threads
-    busy-wait after each call, and on 2 cores timing the two in strict alternation slows
-    whichever runs second (torch by up to 3x here). Alternating whole blocks over a few rounds
-    still lets both see the same drift in machine load.
-    """
-    samples: list[list[float]] = [[] for _ in fns]
-    for _ in range(ROUNDS):
-        for fn, times in zip(fns, samples, strict=True):
-            time.sleep(BLOCK_PAUSE)  # let the other library's spinning threads go to sleep
-            for _ in range(warmup):
-                fn()
-            for _ in range(repeats):
-                start = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - start)
-    return [statistics.median(times) for times in samples]
+    """Median wall time of each function, timed in blocks in ROUNDS alternating rounds (see
+    :func:`common.block_times` for why blocks and not single runs)."""
+    return common.median_times(fns, repeats, warmup, ROUNDS, BLOCK_PAUSE)
 
 
 def measure(cfg: Config, repeats: int, warmup: int) -> Row:
@@ -252,14 +235,6 @@ def measure(cfg: Config, repeats: int, warmup: int) -> Row:
 # -- report --------------------------------------------------------------------------------------
 
 
-def blas_name() -> str:
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-    except (TypeError, KeyError):  # NumPy < 1.26 has no mode="dicts"
-        return "unknown"
-    return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-
-
 def header(repeats: int, warmup: int) -> list[str]:
     env = ", ".join(
         f"{var}={os.environ.get(var, 'unset')}"
@@ -269,8 +244,8 @@ def header(repeats: int, warmup: int) -> list[str]:
         f"rnnkit {rnnkit.__version__}, numpy {np.__version__}, torch {torch.__version__}, "
         f"python {platform.python_version()}, {os.cpu_count()} CPUs",
         f"threads: torch.get_num_threads() = {torch.get_num_threads()} (set), "
-        f"interop {torch.get_num_interop_threads()}; numpy BLAS {blas_name()} at its default "
-        f"({env})",
+        f"interop {torch.get_num_interop_threads()}; numpy BLAS {common.blas_name()} at its "
+        f"default ({env})",
         f"timing: float32 forward + backward, median of {ROUNDS} x {repeats} runs, each block "
         f"after {warmup} warm-up, rnnkit and torch in alternating blocks; "
         "ratio = rnnkit / torch (> 1: rnnkit slower)",

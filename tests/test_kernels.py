@@ -13,103 +13,43 @@ import numpy as np
 import pytest
 
 import rnnkit
-from conftest import assert_close, assert_results_close, make_layer, state_like
+from conftest import (
+    KERNEL_ISA_SHAPES,
+    KERNEL_RTOL,
+    KERNEL_SHAPES,
+    assert_close,
+    check_kernel,
+    check_layer_kernel,
+    check_layer_kernel_gradients,
+    kernel_problem,
+    upcast,
+)
 from rnnkit import kernels
-from rnnkit.cells import CellParams, LSTMCell, Regularisation, loop
+from rnnkit.cells import LSTMCell, Regularisation, loop
 from rnnkit.cells.base import numpy_recurrence
 from rnnkit.cells.lstm import STEP
 from rnnkit.kernels import lstm as klstm
 
-#: Agreement with the reference, relative to each tensor's magnitude.
-RTOL = {np.float64: 1e-12, np.float32: 1e-5}
-
-#: (T, B, H): the edges one by one, then a few larger shapes.
-SHAPES = [(1, 1, 1), (1, 3, 4), (6, 1, 5), (4, 3, 1), (7, 5, 8), (13, 9, 17), (20, 16, 32)]
-
-
-@pytest.fixture
-def native():
-    module = kernels.native()
-    if module is None:
-        pytest.skip(f"compiled kernels unavailable: {kernels.reason()}")
-    return module
+#: The LSTM on the reference loops: what the problems are made for and the kernel checked against.
+CELL = LSTMCell(recurrence=numpy_recurrence(STEP))
 
 
 def _problem(T, B, H, dtype, rng, masked):
     """Prepared parameters, xg, state0, mask (or None), dhs and dstate_T for one LSTM run."""
-    W_hh = (rng.standard_normal((4 * H, H)) / np.sqrt(H)).astype(dtype)
-    P = LSTMCell(recurrence=numpy_recurrence(STEP)).prepare(CellParams(None, W_hh, None, None))
-    xg = rng.standard_normal((T, B, 4 * H)).astype(dtype)
-    state0 = tuple((0.5 * rng.standard_normal((B, H))).astype(dtype) for _ in range(2))
-    mask = None
-    if masked:
-        lengths = rng.integers(0, T + 1, B)
-        lengths[0] = 0  # always one empty row
-        mask = (np.arange(T)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
-    dhs = rng.standard_normal((T, B, H)).astype(dtype)
-    if mask is not None:
-        dhs *= mask
-    dstate_T = tuple(rng.standard_normal((B, H)).astype(dtype) for _ in range(2))
-    return P, xg, state0, mask, dhs, dstate_T
-
-
-def _upcast(value):
-    """The float64 copy of a problem's arrays (prepared parameters included), for the reference."""
-    if isinstance(value, np.ndarray):
-        return value.astype(np.float64) if value.dtype == np.float32 else value
-    if isinstance(value, tuple):
-        return (
-            type(value)(*map(_upcast, value))
-            if hasattr(value, "_fields")
-            else tuple(map(_upcast, value))
-        )
-    return value
+    return kernel_problem(CELL, T, B, H, dtype, rng, masked)
 
 
 def _compare(dtype, P, xg, state0, mask, dhs, dstate_T):
-    """The kernel against the reference loops run in float64 on the same inputs (in float32
-    the float64 reference is the more exact one, and the float32 reference is wrong at H = 1
-    on NumPy with the in-place negative bug: see test_float32_reference_at_H1)."""
-    rtol = RTOL[dtype]
-    states, saved = klstm.forward(xg, state0, P, mask)
-    P64, xg64, state0_64, dhs64, dstate_T64 = _upcast((P, xg, state0, dhs, dstate_T))
-    ref_states, ref_saved = loop.forward(STEP, xg64, state0_64, P64, mask)
-    for name, a, b in zip(("h", "c", "gates", "tanh_c"), states + saved, ref_states + ref_saved):
-        assert a.dtype == dtype and a.shape == b.shape and a.flags.c_contiguous, name
-        assert_close(a, b, rtol, name)
-    # backward from the forward values rounded to dtype, as the kernel would receive them
-    fwd = tuple(a.astype(dtype) for a in ref_states), tuple(a.astype(dtype) for a in ref_saved)
-    da, dgh, dstate0 = klstm.backward(dhs, dstate_T, *fwd[:1], state0, fwd[1], P, mask)
-    ref_da, ref_dgh, ref_dstate0 = loop.backward(
-        STEP, dhs64, dstate_T64, *_upcast(fwd[:1]), state0_64, _upcast(fwd[1]), P64, mask
-    )
-    assert dgh is None and ref_dgh is None
-    assert da.dtype == dtype and all(d.dtype == dtype for d in dstate0)
-    assert_close(da, ref_da, rtol, "da")
-    for name, a, b in zip(("dh0", "dc0"), dstate0, ref_dstate0):
-        assert_close(a, b, rtol, name)
-    if mask is not None:  # the contract at masked steps, exactly
-        assert np.all(da[~mask[..., 0]] == 0.0)
-        empty = ~mask[:, :, 0].any(axis=0)  # rows of length 0: everything passes through
-        for s, s0 in zip(states, state0):
-            assert np.array_equal(s[:, empty], np.broadcast_to(s0[empty], s[:, empty].shape))
-        assert np.array_equal(dstate0[1][empty], dstate_T[1][empty])
+    """The kernel against the reference loops (see conftest.check_kernel)."""
+    check_kernel(CELL, klstm, dtype, P, xg, state0, mask, dhs, dstate_T)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T{}-B{}-H{}".format(*s))
+@pytest.mark.parametrize("shape", KERNEL_SHAPES, ids=lambda s: "T{}-B{}-H{}".format(*s))
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "lengths"])
 def test_lstm_matches_reference(native, dtype, shape, masked):
     rng = np.random.default_rng([*shape, masked])
     _compare(dtype, *_problem(*shape, dtype, rng, masked))
-
-
-@pytest.fixture
-def every_isa(native):
-    """Each instruction-set variant the CPU supports, in turn; the best is restored after."""
-    best, names = native.isa()
-    yield names
-    native.isa(best)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -118,7 +58,7 @@ def test_every_instruction_set_matches_reference(native, every_isa, dtype):
     (units not a multiple of any vector width), in every variant compiled for this CPU."""
     for name in every_isa:
         assert native.isa(name)[0] == name
-        for shape in [(3, 7, 17), (2, 13, 33), (4, 1, 9), (2, 5, 70)]:
+        for shape in KERNEL_ISA_SHAPES:
             rng = np.random.default_rng([*shape, len(name)])
             _compare(dtype, *_problem(*shape, dtype, rng, masked=True))
 
@@ -178,7 +118,7 @@ def test_threads_split_the_batch(native, dtype):
     one = run(1)
     for threads in (2, 3, 8):
         for a, b in zip(run(threads), one):
-            assert_close(a, b, RTOL[dtype], f"threads={threads}")
+            assert_close(a, b, KERNEL_RTOL[dtype], f"threads={threads}")
 
 
 def test_regularisation_falls_back_to_the_reference():
@@ -201,50 +141,21 @@ def test_float32_reference_at_H1():
     rng = np.random.default_rng(8)
     P, xg, state0, _, _, _ = _problem(3, 4, 1, np.float32, rng, masked=False)
     states, saved = loop.forward(STEP, xg, state0, P)
-    ref_states, ref_saved = loop.forward(STEP, *_upcast((xg, state0, P)))
+    ref_states, ref_saved = loop.forward(STEP, *upcast((xg, state0, P)))
     for a, b in zip(states + saved, ref_states + ref_saved):
-        assert_close(a, b, RTOL[np.float32])
+        assert_close(a, b, KERNEL_RTOL[np.float32])
 
 
 # -- the whole layer ----------------------------------------------------------------------------
 
 
-def _layer_run(layer, x, state, lengths, dy, dstate):
-    y, s_T, cache = layer.forward(x, state, lengths)
-    dx, ds0, grads = layer.backward(dy, cache, dstate)
-    return y, s_T, dx, ds0, grads
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_layer_with_kernel_matches_layer_with_reference(native, dtype):
-    rng = np.random.default_rng(2)
-    T, B, D, H = 7, 5, 3, 6
-    compiled = make_layer("lstm", D, H, 2, dtype=dtype, seed=3, bidirectional=True)
-    reference = make_layer("lstm", D, H, 2, dtype=dtype, seed=3, bidirectional=True)
-    assert compiled.cell.recurrence.name == "compiled"
-    reference.cell.recurrence = numpy_recurrence(STEP)
-    x = rng.standard_normal((T, B, D)).astype(dtype)
-    state = state_like(compiled, B, rng)
-    lengths = np.array([7, 0, 3, 1, 6])
-    dy = rng.standard_normal((T, B, 2 * H)).astype(dtype)
-    dstate = state_like(compiled, B, rng)
-    ours = _layer_run(compiled, x, state, lengths, dy, dstate)
-    ref = _layer_run(reference, x, state, lengths, dy, dstate)
-    assert_results_close(compiled, ours, ref, RTOL[dtype])
+    check_layer_kernel("lstm", dtype)
 
 
 def test_layer_with_kernel_passes_gradcheck(native):
-    rng = np.random.default_rng(4)
-    T, B, D, H = 5, 4, 3, 3
-    layer = make_layer("lstm", D, H, 2, seed=6, bidirectional=True)
-    assert layer.cell.recurrence.name == "compiled"
-    x = rng.standard_normal((T, B, D))
-    errors = rnnkit.gradcheck(
-        layer, x, state_like(layer, B, rng), np.array([5, 0, 2, 4]), dstate="random", seed=2
-    )
-    assert set(errors) == {"x", *layer.state_names, *layer.state_dict()}
-    worst = max(errors, key=errors.get)
-    assert errors[worst] <= 1e-6, f"worst relative error {errors[worst]:.2e} in {worst}"
+    check_layer_kernel_gradients("lstm")
 
 
 # -- the vectorised functions -------------------------------------------------------------------

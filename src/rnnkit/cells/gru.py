@@ -182,8 +182,10 @@ class GRUCell(StepCell):
 
     Args:
         reset: ``"after"`` (default) or ``"before"``.
-        recurrence: the time loops, by default the NumPy reference; see
-            :class:`~rnnkit.cells.base.Recurrence`.
+        recurrence: the time loops (see :class:`~rnnkit.cells.base.Recurrence`). By default the
+            compiled ones of :mod:`rnnkit.kernels.gru` when the extension is available and
+            the environment variable ``RNNKIT_KERNELS`` is not ``numpy``, else the NumPy
+            reference (see :mod:`rnnkit.kernels`).
 
     Example:
         >>> import numpy as np
@@ -204,6 +206,10 @@ class GRUCell(StepCell):
         if reset not in RESETS:
             raise ValueError(f"reset must be 'after' or 'before', got {reset!r}")
         self.reset = reset
+        if recurrence is None:
+            from rnnkit.kernels import gru as compiled  # here: rnnkit.kernels imports this module
+
+            recurrence = compiled.recurrence()  # None: the NumPy reference
         super().__init__(STEPS[reset], recurrence)
 
     def projection_bias(self, params: CellParams) -> np.ndarray | None:

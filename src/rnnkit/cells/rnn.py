@@ -80,8 +80,10 @@ class RNNCell(StepCell):
 
     Args:
         nonlinearity: ``"tanh"`` (default) or ``"relu"``.
-        recurrence: the time loops, by default the NumPy reference (see
-            :class:`~rnnkit.cells.base.Recurrence`).
+        recurrence: the time loops (see :class:`~rnnkit.cells.base.Recurrence`). By default the
+            compiled ones of :mod:`rnnkit.kernels.rnn` when the extension is available and
+            the environment variable ``RNNKIT_KERNELS`` is not ``numpy``, else the NumPy
+            reference (see :mod:`rnnkit.kernels`).
 
     Example:
         >>> import numpy as np
@@ -101,6 +103,10 @@ class RNNCell(StepCell):
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
+        if recurrence is None:
+            from rnnkit.kernels import rnn as compiled  # here: rnnkit.kernels imports this module
+
+            recurrence = compiled.recurrence()  # None: the NumPy reference
         super().__init__(STEP, recurrence)
 
     def prepare(self, params: CellParams) -> RNNPrepared:

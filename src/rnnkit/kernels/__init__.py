@@ -1,12 +1,13 @@
 """Compiled time loops: the C extension ``rnnkit.kernels._native`` and the choice of path.
 
-The extension holds the recurrences of the cells (the loops of :mod:`rnnkit.cells.loop`, one
-cell at a time: so far the LSTM), with no Python between steps: the per-step matrix product
-runs on a register-tiled micro-kernel over weights packed once per sequence, and the gate
-nonlinearities and state updates follow each tile of it while it is in cache. Its loops are
-compiled for several instruction sets and the best the CPU has is chosen at import (see
-:func:`isa`). Each is a :class:`~rnnkit.cells.Recurrence`, tested against the NumPy
-reference, which stays the specification.
+The extension holds the recurrences of the cells (the loops of :mod:`rnnkit.cells.loop`) with
+no Python between steps: :mod:`~rnnkit.kernels.lstm`, :mod:`~rnnkit.kernels.gru` (both reset
+forms) and :mod:`~rnnkit.kernels.rnn` (tanh and ReLU). The per-step matrix products run on a
+register-tiled micro-kernel over weights packed once per sequence, and the gate nonlinearities
+and state updates follow each tile of them while it is in cache. The loops are compiled for
+several instruction sets and the best the CPU has is chosen at import (see :func:`isa`). Each
+is a :class:`~rnnkit.cells.Recurrence`, tested against the NumPy reference, which stays the
+specification; each falls back to it for what it does not cover (see :func:`covers`).
 
 Which path a new cell takes is read from the environment variable ``RNNKIT_KERNELS`` when the
 cell is made:
@@ -30,6 +31,9 @@ from __future__ import annotations
 import os
 import warnings
 from types import ModuleType
+from typing import Any
+
+import numpy as np
 
 ENV = "RNNKIT_KERNELS"
 CHOICES = ("auto", "compiled", "numpy")
@@ -124,6 +128,18 @@ def get_num_threads() -> int:
 def threads_for(B: int, work: int) -> int:
     """Threads for a loop over B independent rows doing ``work`` multiply-adds in all."""
     return max(1, min(get_num_threads(), B // MIN_ROWS_PER_THREAD, work // MIN_WORK_PER_THREAD))
+
+
+def covers(dtype: np.dtype, shape: tuple[int, ...], reg: Any) -> bool:
+    """Whether the compiled loops cover a call: no regularisation inside the recurrence
+    (recurrent dropout, zoneout), float32 or float64, and no empty dimension in ``shape``. The
+    cells' kernel modules run the NumPy loops for the rest (silently: the result is the same)."""
+    return reg is None and dtype in (np.float32, np.float64) and all(shape)
+
+
+def mask2d(mask: np.ndarray | None, T: int, B: int) -> np.ndarray | None:
+    """A length mask (T, B, 1) as the loops take it: C-contiguous (T, B) bool, or None."""
+    return None if mask is None else np.ascontiguousarray(mask, dtype=np.bool_).reshape(T, B)
 
 
 def isa() -> str | None:

@@ -13,6 +13,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,36 +35,80 @@
 
 /* -- the loops, once per instruction set and type ------------------------------------------- */
 
+/* What every loop gets; the first member of each cell's arguments below. */
 typedef struct {
     int64_t T, B, H;
+    const void *packed;        /* W_hh packed for the loop's products */
+    const unsigned char *mask; /* (T, B), False at padded steps; or NULL */
+    void *scratch;             /* (B, H) of working space, for the loops that need it */
+} rk_common;
+
+typedef struct {
+    rk_common c;
     const void *xg, *h0, *c0;       /* (T, B, 4H), (B, H), (B, H) */
-    const void *packed;             /* W_hh (4H, H) packed for the forward product */
-    const unsigned char *mask;      /* (T, B) or NULL */
     void *hs, *cs, *gates, *tanh_c; /* (T, B, H), (T, B, H), (T, B, 4H), (T, B, H) */
 } rk_lstm_fwd;
 
 typedef struct {
-    int64_t T, B, H;
+    rk_common c;
     const void *dhs, *dh_T, *dc_T;       /* (T, B, H), (B, H), (B, H) */
     const void *cs, *c0, *gates, *tanh_c; /* as in and from rk_lstm_fwd */
-    const void *packed;                   /* W_hh packed for the backward product */
-    const unsigned char *mask;
-    void *da, *dh0, *dc0; /* (T, B, 4H), (B, H), (B, H) */
+    void *da, *dh0, *dc0;                 /* (T, B, 4H), (B, H), (B, H) */
 } rk_lstm_bwd;
+
+/* Both forms of the GRU; b_hh, hn and dgh belong to reset "after" only. */
+typedef struct {
+    rk_common c;
+    const void *xg, *h0, *b_hh; /* (T, B, 3H), (B, H), (3H,) */
+    void *hs, *gates, *hn;      /* (T, B, H), (T, B, 3H), (T, B, H) */
+} rk_gru_fwd;
+
+typedef struct {
+    rk_common c;
+    const void *dhs, *dh_T;           /* (T, B, H), (B, H) */
+    const void *hs, *h0, *gates, *hn; /* as in and from rk_gru_fwd */
+    void *da, *dgh, *dh0;             /* (T, B, 3H), (T, B, 3H), (B, H) */
+} rk_gru_bwd;
+
+typedef struct {
+    rk_common c;
+    const void *xg, *h0; /* (T, B, H), (B, H) */
+    void *hs, *h_cand;   /* (T, B, H) each: the states, and each step's update before masking */
+} rk_rnn_fwd;
+
+typedef struct {
+    rk_common c;
+    const void *dhs, *dh_T, *h_cand; /* (T, B, H), (B, H), (T, B, H) */
+    void *da, *dh0;                  /* (T, B, H), (B, H) */
+} rk_rnn_bwd;
 
 typedef void (*rk_block_fn)(const void *args, int64_t b0, int64_t b1);
 
+/* One cell's loops in one type, each direction's [0] forward, [1] backward. */
 typedef struct {
-    int64_t (*pack_forward_size)(int64_t H); /* in values */
-    int64_t (*pack_backward_size)(int64_t H);
-    void (*pack_forward)(const void *w_hh, int64_t H, void *packed);
-    void (*pack_backward)(const void *w_hh, int64_t H, void *packed);
-    rk_block_fn forward, backward;
-} rk_lstm_fns;
+    int64_t (*pack_size[2])(int64_t H); /* in values */
+    void (*pack[2])(const void *w_hh, int64_t H, void *packed);
+    rk_block_fn loop[2];
+} rk_cell_fns;
+
+/* The cells, by code (rnnkit/kernels/step.py uses the same codes). */
+enum { RK_RNN_TANH, RK_RNN_RELU, RK_LSTM, RK_GRU_AFTER, RK_GRU_BEFORE, RK_N_CELLS };
+
+/* One time step of a unidirectional stack of layers, for streaming (step_loops.h, step_plan.h). */
+#define RK_STEP_MAX_LAYERS 4
+typedef struct {
+    int cell;
+    int64_t L, B, D, H;
+    const void *x, *h_prev, *c_prev; /* (B, D), (L, B, H), (L, B, H) or NULL (not an LSTM) */
+    void *h, *c;                     /* (L, B, H), (L, B, H) or NULL */
+    const void *const *w;            /* per layer W_ih, W_hh, b_ih, b_hh (NULL: no bias) */
+    void *scratch;                   /* (2 G + 1) H values */
+} rk_step_args;
 
 typedef struct {
     const char *name;
-    rk_lstm_fns lstm[2]; /* float, double */
+    rk_cell_fns cells[RK_N_CELLS][2];           /* float, double */
+    void (*step[2])(const rk_step_args *args); /* float, double */
 } rk_variant;
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
@@ -324,7 +369,7 @@ static void *get(rk_views *v, PyObject *obj, const char *name, char kind, int wr
 static int real_kind(PyObject *obj, char *kind)
 {
     Py_buffer view;
-    if (PyObject_GetBuffer(obj, &view, PyBUF_FORMAT | PyBUF_ND) < 0)
+    if (PyObject_GetBuffer(obj, &view, PyBUF_RECORDS_RO) < 0) /* any strides: get() checks */
         return -1;
     const char *fmt = view.format ? view.format : "B";
     if (fmt[0] == '<' || fmt[0] == '=' || fmt[0] == '@')
@@ -340,66 +385,129 @@ static int real_kind(PyObject *obj, char *kind)
 
 /* -- Python functions ------------------------------------------------------------------------- */
 
-PyDoc_STRVAR(lstm_forward_doc,
-             "lstm_forward(xg, h0, c0, w_hh, mask, hs, cs, gates, tanh_c, threads)\n--\n\n"
-             "The LSTM's forward time loop; writes hs, cs (T, B, H), gates (T, B, 4H) and "
-             "tanh_c (T, B, H).\nxg (T, B, 4H), h0, c0 (B, H), w_hh (4H, H); mask (T, B) bool "
-             "or None.");
+#include "step_plan.h"
 
-static PyObject *lstm_forward(PyObject *self, PyObject *args)
+/* The arrays of a loop function, in the order Python passes them. dims spells the shape, one
+ * character a dimension: T, B, H, or a digit d for d H (so "TB4" is (T, B, 4H)). The first
+ * array sets T, B and H; at is the offset of its field in the loop's arguments, or RK_W_HH for
+ * the recurrent weights, which are packed instead of passed on. */
+enum { RK_IN = 0, RK_OUT = 1, RK_MASK = 2 };
+#define RK_W_HH ((size_t)-1)
+#define RK_MAX_ARRAYS 12
+
+typedef struct {
+    const char *name, *dims;
+    size_t at;
+    int flags; /* RK_OUT: written (writable); RK_MASK: (T, B) bool, or None */
+} rk_array;
+
+typedef struct {
+    const char *name;
+    int cell, backward, scratch; /* scratch: the loop needs (B, H) of working space */
+    rk_array arrays[RK_MAX_ARRAYS];
+} rk_function;
+
+#define RK_ARRAY(type, field, dims, flags) {#field, dims, offsetof(type, field), flags}
+#define RK_WEIGHTS(dims) {"w_hh", dims, RK_W_HH, RK_IN}
+#define RK_MASK_ARRAY {"mask", "TB", 0, RK_MASK}
+
+/* The size a character of rk_array.dims stands for. */
+static int64_t rk_size(char dim, const rk_common *c)
 {
-    PyObject *o[9];
-    int threads;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOi", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
-                          &o[7], &o[8], &threads))
+    return dim == 'T' ? c->T : dim == 'B' ? c->B : dim == 'H' ? c->H : (dim - '0') * c->H;
+}
+
+typedef union {
+    rk_common c;
+    rk_lstm_fwd lstm_fwd;
+    rk_lstm_bwd lstm_bwd;
+    rk_gru_fwd gru_fwd;
+    rk_gru_bwd gru_bwd;
+    rk_rnn_fwd rnn_fwd;
+    rk_rnn_bwd rnn_bwd;
+} rk_any_args;
+
+/* Check the arguments of a call of f (its arrays, then the number of threads), then pack the
+ * weights and run the loop over the batch with the GIL released. */
+static PyObject *rk_call(const rk_function *f, PyObject *args)
+{
+    int n = 0;
+    while (n < RK_MAX_ARRAYS && f->arrays[n].name)
+        n++;
+    if (PyTuple_GET_SIZE(args) != n + 1) {
+        PyErr_Format(PyExc_TypeError, "%s takes %d arguments, got %zd", f->name, n + 1,
+                     PyTuple_GET_SIZE(args));
+        return NULL;
+    }
+    long threads = PyLong_AsLong(PyTuple_GET_ITEM(args, n));
+    if (threads == -1 && PyErr_Occurred())
         return NULL;
     char k;
-    if (real_kind(o[0], &k) < 0)
+    if (real_kind(PyTuple_GET_ITEM(args, 0), &k) < 0)
         return NULL;
     rk_views v = {.n = 0};
-    rk_lstm_fwd p = {0};
-    const void *w_hh;
-    int64_t any3[3] = {-1, -1, -1};
-    if (!(p.xg = get(&v, o[0], "xg", k, 0, 3, any3)))
-        goto fail;
-    p.T = v.views[0].shape[0];
-    p.B = v.views[0].shape[1];
-    p.H = v.views[0].shape[2] / 4;
-    int64_t T = p.T, B = p.B, H = p.H;
-    int64_t tb4h[3] = {T, B, 4 * H}, tbh[3] = {T, B, H}, bh[2] = {B, H}, w[2] = {4 * H, H},
-            tb[2] = {T, B};
-    if (v.views[0].shape[2] != 4 * H) {
-        PyErr_SetString(PyExc_ValueError, "xg: the last dimension must be 4H");
-        goto fail;
+    rk_any_args p;
+    memset(&p, 0, sizeof p);
+    const void *w_hh = NULL;
+    for (int i = 0; i < n; i++) {
+        const rk_array *a = &f->arrays[i];
+        PyObject *obj = PyTuple_GET_ITEM(args, i);
+        int ndim = (int)strlen(a->dims);
+        int64_t shape[3];
+        for (int d = 0; d < ndim; d++) /* the first array: any shape, it sets the sizes */
+            shape[d] = i == 0 ? -1 : rk_size(a->dims[d], &p.c);
+        if ((a->flags & RK_MASK) && obj == Py_None)
+            continue;
+        void *buf = get(&v, obj, a->name, a->flags & RK_MASK ? '?' : k, a->flags & RK_OUT, ndim,
+                        shape);
+        if (!buf)
+            goto fail;
+        if (i == 0) {
+            const Py_ssize_t *got = v.views[0].shape;
+            char last = a->dims[ndim - 1];
+            int64_t per_h = last == 'H' ? 1 : last - '0';
+            p.c.T = got[0];
+            p.c.B = got[1];
+            p.c.H = got[2] / per_h;
+            if (got[2] != per_h * p.c.H) {
+                PyErr_Format(PyExc_ValueError, "%s: the last dimension must be %lldH", a->name,
+                             (long long)per_h);
+                goto fail;
+            }
+            if (f->backward && p.c.T < 1) {
+                PyErr_Format(PyExc_ValueError, "%s: at least one time step is needed", a->name);
+                goto fail;
+            }
+        }
+        if (a->flags & RK_MASK)
+            p.c.mask = buf;
+        else if (a->at == RK_W_HH)
+            w_hh = buf;
+        else
+            memcpy((char *)&p + a->at, &buf, sizeof buf); /* the field: a pointer to void */
     }
-    if (!(p.h0 = get(&v, o[1], "h0", k, 0, 2, bh)) || !(p.c0 = get(&v, o[2], "c0", k, 0, 2, bh)) ||
-        !(w_hh = get(&v, o[3], "w_hh", k, 0, 2, w)))
-        goto fail;
-    if (o[4] != Py_None && !(p.mask = get(&v, o[4], "mask", '?', 0, 2, tb)))
-        goto fail;
-    if (!(p.hs = get(&v, o[5], "hs", k, 1, 3, tbh)) || !(p.cs = get(&v, o[6], "cs", k, 1, 3, tbh)) ||
-        !(p.gates = get(&v, o[7], "gates", k, 1, 3, tb4h)) ||
-        !(p.tanh_c = get(&v, o[8], "tanh_c", k, 1, 3, tbh)))
-        goto fail;
-    const rk_lstm_fns *fns = &rk_active->lstm[k == 'f' ? 0 : 1];
-    void *base;
+    const rk_cell_fns *fns = &rk_active->cells[f->cell][k == 'f' ? 0 : 1];
     size_t item = k == 'f' ? sizeof(float) : sizeof(double);
-    void *packed = rk_aligned_alloc(fns->pack_forward_size(H) * item, &base);
+    int64_t packed_size = fns->pack_size[f->backward](p.c.H);
+    int64_t scratch_size = f->scratch ? p.c.B * p.c.H : 0;
+    void *base;
+    void *packed = rk_aligned_alloc((packed_size + scratch_size) * item, &base);
     if (!packed) {
         PyErr_NoMemory();
         goto fail;
     }
-    p.packed = packed;
-    int failed;
+    p.c.packed = packed;
+    p.c.scratch = f->scratch ? (char *)packed + packed_size * item : NULL;
+    int failed, most = threads < 1 ? 1 : threads < RK_MAX_THREADS ? (int)threads : RK_MAX_THREADS;
     Py_BEGIN_ALLOW_THREADS
-    failed = rk_run(fns->forward, &p, B, threads, fns->pack_forward, w_hh, H, packed);
+    failed = rk_run(fns->loop[f->backward], &p, p.c.B, most, fns->pack[f->backward], w_hh, p.c.H,
+                    packed);
     Py_END_ALLOW_THREADS
+    free(base);
     if (failed) {
-        free(base);
         PyErr_NoMemory();
         goto fail;
     }
-    free(base);
     release_all(&v);
     Py_RETURN_NONE;
 fail:
@@ -407,75 +515,98 @@ fail:
     return NULL;
 }
 
-PyDoc_STRVAR(lstm_backward_doc,
-             "lstm_backward(dhs, dh_T, dc_T, cs, c0, gates, tanh_c, w_hh, mask, da, dh0, dc0, "
-             "threads)\n"
-             "--\n\n"
-             "The LSTM's backward time loop; writes da (T, B, 4H), dh0 and dc0 (B, H).");
+/* A Python function of the module: its rk_function, its docstring and its wrapper. */
+#define RK_FUNCTION(fname, cell_, backward_, scratch_, doc, ...)                               \
+    static const rk_function fname##_spec = {#fname, cell_, backward_, scratch_,              \
+                                             {__VA_ARGS__}};                                   \
+    PyDoc_STRVAR(fname##_doc, doc);                                                           \
+    static PyObject *fname(PyObject *self, PyObject *args) { return rk_call(&fname##_spec, args); }
 
-static PyObject *lstm_backward(PyObject *self, PyObject *args)
-{
-    PyObject *o[12];
-    int threads;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOi", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
-                          &o[7], &o[8], &o[9], &o[10], &o[11], &threads))
-        return NULL;
-    char k;
-    if (real_kind(o[0], &k) < 0)
-        return NULL;
-    rk_views v = {.n = 0};
-    rk_lstm_bwd p = {0};
-    const void *w_hh;
-    int64_t any3[3] = {-1, -1, -1};
-    if (!(p.dhs = get(&v, o[0], "dhs", k, 0, 3, any3)))
-        goto fail;
-    p.T = v.views[0].shape[0];
-    p.B = v.views[0].shape[1];
-    p.H = v.views[0].shape[2];
-    int64_t T = p.T, B = p.B, H = p.H;
-    int64_t tb4h[3] = {T, B, 4 * H}, tbh[3] = {T, B, H}, bh[2] = {B, H}, w[2] = {4 * H, H},
-            tb[2] = {T, B};
-    if (T < 1) {
-        PyErr_SetString(PyExc_ValueError, "dhs: at least one time step is needed");
-        goto fail;
-    }
-    if (!(p.dh_T = get(&v, o[1], "dh_T", k, 0, 2, bh)) ||
-        !(p.dc_T = get(&v, o[2], "dc_T", k, 0, 2, bh)) ||
-        !(p.cs = get(&v, o[3], "cs", k, 0, 3, tbh)) || !(p.c0 = get(&v, o[4], "c0", k, 0, 2, bh)) ||
-        !(p.gates = get(&v, o[5], "gates", k, 0, 3, tb4h)) ||
-        !(p.tanh_c = get(&v, o[6], "tanh_c", k, 0, 3, tbh)) ||
-        !(w_hh = get(&v, o[7], "w_hh", k, 0, 2, w)))
-        goto fail;
-    if (o[8] != Py_None && !(p.mask = get(&v, o[8], "mask", '?', 0, 2, tb)))
-        goto fail;
-    if (!(p.da = get(&v, o[9], "da", k, 1, 3, tb4h)) || !(p.dh0 = get(&v, o[10], "dh0", k, 1, 2, bh)) ||
-        !(p.dc0 = get(&v, o[11], "dc0", k, 1, 2, bh)))
-        goto fail;
-    const rk_lstm_fns *fns = &rk_active->lstm[k == 'f' ? 0 : 1];
-    void *base;
-    size_t item = k == 'f' ? sizeof(float) : sizeof(double);
-    void *packed = rk_aligned_alloc(fns->pack_backward_size(H) * item, &base);
-    if (!packed) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    p.packed = packed;
-    int failed;
-    Py_BEGIN_ALLOW_THREADS
-    failed = rk_run(fns->backward, &p, B, threads, fns->pack_backward, w_hh, H, packed);
-    Py_END_ALLOW_THREADS
-    if (failed) {
-        free(base);
-        PyErr_NoMemory();
-        goto fail;
-    }
-    free(base);
-    release_all(&v);
-    Py_RETURN_NONE;
-fail:
-    release_all(&v);
-    return NULL;
-}
+RK_FUNCTION(lstm_forward, RK_LSTM, 0, 0,
+            "lstm_forward(xg, h0, c0, w_hh, mask, hs, cs, gates, tanh_c, threads)\n--\n\n"
+            "The LSTM's forward time loop; writes hs, cs (T, B, H), gates (T, B, 4H) and "
+            "tanh_c (T, B, H).\nxg (T, B, 4H), h0, c0 (B, H), w_hh (4H, H); mask (T, B) bool "
+            "or None.",
+            RK_ARRAY(rk_lstm_fwd, xg, "TB4", RK_IN), RK_ARRAY(rk_lstm_fwd, h0, "BH", RK_IN),
+            RK_ARRAY(rk_lstm_fwd, c0, "BH", RK_IN), RK_WEIGHTS("4H"), RK_MASK_ARRAY,
+            RK_ARRAY(rk_lstm_fwd, hs, "TBH", RK_OUT), RK_ARRAY(rk_lstm_fwd, cs, "TBH", RK_OUT),
+            RK_ARRAY(rk_lstm_fwd, gates, "TB4", RK_OUT),
+            RK_ARRAY(rk_lstm_fwd, tanh_c, "TBH", RK_OUT))
+
+RK_FUNCTION(lstm_backward, RK_LSTM, 1, 0,
+            "lstm_backward(dhs, dh_T, dc_T, cs, c0, gates, tanh_c, w_hh, mask, da, dh0, dc0, "
+            "threads)\n--\n\n"
+            "The LSTM's backward time loop; writes da (T, B, 4H), dh0 and dc0 (B, H).",
+            RK_ARRAY(rk_lstm_bwd, dhs, "TBH", RK_IN), RK_ARRAY(rk_lstm_bwd, dh_T, "BH", RK_IN),
+            RK_ARRAY(rk_lstm_bwd, dc_T, "BH", RK_IN), RK_ARRAY(rk_lstm_bwd, cs, "TBH", RK_IN),
+            RK_ARRAY(rk_lstm_bwd, c0, "BH", RK_IN), RK_ARRAY(rk_lstm_bwd, gates, "TB4", RK_IN),
+            RK_ARRAY(rk_lstm_bwd, tanh_c, "TBH", RK_IN), RK_WEIGHTS("4H"), RK_MASK_ARRAY,
+            RK_ARRAY(rk_lstm_bwd, da, "TB4", RK_OUT), RK_ARRAY(rk_lstm_bwd, dh0, "BH", RK_OUT),
+            RK_ARRAY(rk_lstm_bwd, dc0, "BH", RK_OUT))
+
+RK_FUNCTION(gru_after_forward, RK_GRU_AFTER, 0, 0,
+            "gru_after_forward(xg, h0, w_hh, b_hh, mask, hs, gates, hn, threads)\n--\n\n"
+            "The reset-after GRU's forward time loop; writes hs (T, B, H), gates (T, B, 3H) "
+            "and hn (T, B, H).\nxg (T, B, 3H) without b_hh, h0 (B, H), w_hh (3H, H), "
+            "b_hh (3H,); mask (T, B) bool or None.",
+            RK_ARRAY(rk_gru_fwd, xg, "TB3", RK_IN), RK_ARRAY(rk_gru_fwd, h0, "BH", RK_IN),
+            RK_WEIGHTS("3H"), RK_ARRAY(rk_gru_fwd, b_hh, "3", RK_IN), RK_MASK_ARRAY,
+            RK_ARRAY(rk_gru_fwd, hs, "TBH", RK_OUT), RK_ARRAY(rk_gru_fwd, gates, "TB3", RK_OUT),
+            RK_ARRAY(rk_gru_fwd, hn, "TBH", RK_OUT))
+
+RK_FUNCTION(gru_after_backward, RK_GRU_AFTER, 1, 0,
+            "gru_after_backward(dhs, dh_T, hs, h0, gates, hn, w_hh, mask, da, dgh, dh0, "
+            "threads)\n--\n\n"
+            "The reset-after GRU's backward time loop; writes da, dgh (T, B, 3H) and dh0 (B, H).",
+            RK_ARRAY(rk_gru_bwd, dhs, "TBH", RK_IN), RK_ARRAY(rk_gru_bwd, dh_T, "BH", RK_IN),
+            RK_ARRAY(rk_gru_bwd, hs, "TBH", RK_IN), RK_ARRAY(rk_gru_bwd, h0, "BH", RK_IN),
+            RK_ARRAY(rk_gru_bwd, gates, "TB3", RK_IN), RK_ARRAY(rk_gru_bwd, hn, "TBH", RK_IN),
+            RK_WEIGHTS("3H"), RK_MASK_ARRAY, RK_ARRAY(rk_gru_bwd, da, "TB3", RK_OUT),
+            RK_ARRAY(rk_gru_bwd, dgh, "TB3", RK_OUT), RK_ARRAY(rk_gru_bwd, dh0, "BH", RK_OUT))
+
+RK_FUNCTION(gru_before_forward, RK_GRU_BEFORE, 0, 1,
+            "gru_before_forward(xg, h0, w_hh, mask, hs, gates, threads)\n--\n\n"
+            "The reset-before GRU's forward time loop; writes hs (T, B, H) and gates "
+            "(T, B, 3H).\nxg (T, B, 3H) with both biases, h0 (B, H), w_hh (3H, H); mask (T, B) "
+            "bool or None.",
+            RK_ARRAY(rk_gru_fwd, xg, "TB3", RK_IN), RK_ARRAY(rk_gru_fwd, h0, "BH", RK_IN),
+            RK_WEIGHTS("3H"), RK_MASK_ARRAY, RK_ARRAY(rk_gru_fwd, hs, "TBH", RK_OUT),
+            RK_ARRAY(rk_gru_fwd, gates, "TB3", RK_OUT))
+
+RK_FUNCTION(gru_before_backward, RK_GRU_BEFORE, 1, 1,
+            "gru_before_backward(dhs, dh_T, hs, h0, gates, w_hh, mask, da, dh0, threads)\n--\n\n"
+            "The reset-before GRU's backward time loop; writes da (T, B, 3H) and dh0 (B, H).",
+            RK_ARRAY(rk_gru_bwd, dhs, "TBH", RK_IN), RK_ARRAY(rk_gru_bwd, dh_T, "BH", RK_IN),
+            RK_ARRAY(rk_gru_bwd, hs, "TBH", RK_IN), RK_ARRAY(rk_gru_bwd, h0, "BH", RK_IN),
+            RK_ARRAY(rk_gru_bwd, gates, "TB3", RK_IN), RK_WEIGHTS("3H"), RK_MASK_ARRAY,
+            RK_ARRAY(rk_gru_bwd, da, "TB3", RK_OUT), RK_ARRAY(rk_gru_bwd, dh0, "BH", RK_OUT))
+
+/* The vanilla RNN's arrays, the same for both nonlinearities. */
+#define RK_RNN_FORWARD_ARRAYS                                                                 \
+    RK_ARRAY(rk_rnn_fwd, xg, "TBH", RK_IN), RK_ARRAY(rk_rnn_fwd, h0, "BH", RK_IN),            \
+        RK_WEIGHTS("1H"), RK_MASK_ARRAY, RK_ARRAY(rk_rnn_fwd, hs, "TBH", RK_OUT),             \
+        RK_ARRAY(rk_rnn_fwd, h_cand, "TBH", RK_OUT)
+#define RK_RNN_BACKWARD_ARRAYS                                                                \
+    RK_ARRAY(rk_rnn_bwd, dhs, "TBH", RK_IN), RK_ARRAY(rk_rnn_bwd, dh_T, "BH", RK_IN),         \
+        RK_ARRAY(rk_rnn_bwd, h_cand, "TBH", RK_IN), RK_WEIGHTS("1H"), RK_MASK_ARRAY,          \
+        RK_ARRAY(rk_rnn_bwd, da, "TBH", RK_OUT), RK_ARRAY(rk_rnn_bwd, dh0, "BH", RK_OUT)
+#define RK_RNN_FORWARD_DOC(phi)                                                               \
+    "rnn_" phi "_forward(xg, h0, w_hh, mask, hs, h_cand, threads)\n--\n\n"                     \
+    "The " phi " RNN's forward time loop; writes hs and h_cand (T, B, H), the states and "     \
+    "each step's update before masking.\nxg (T, B, H), h0 (B, H), w_hh (H, H); mask (T, B) "   \
+    "bool or None."
+#define RK_RNN_BACKWARD_DOC(phi)                                                              \
+    "rnn_" phi "_backward(dhs, dh_T, h_cand, w_hh, mask, da, dh0, threads)\n--\n\n"            \
+    "The " phi " RNN's backward time loop; writes da (T, B, H) and dh0 (B, H)."
+
+RK_FUNCTION(rnn_tanh_forward, RK_RNN_TANH, 0, 0, RK_RNN_FORWARD_DOC("tanh"),
+            RK_RNN_FORWARD_ARRAYS)
+RK_FUNCTION(rnn_tanh_backward, RK_RNN_TANH, 1, 0, RK_RNN_BACKWARD_DOC("tanh"),
+            RK_RNN_BACKWARD_ARRAYS)
+RK_FUNCTION(rnn_relu_forward, RK_RNN_RELU, 0, 0, RK_RNN_FORWARD_DOC("relu"),
+            RK_RNN_FORWARD_ARRAYS)
+RK_FUNCTION(rnn_relu_backward, RK_RNN_RELU, 1, 0, RK_RNN_BACKWARD_DOC("relu"),
+            RK_RNN_BACKWARD_ARRAYS)
 
 /* Elementwise exp, sigmoid and tanh of a contiguous array into another, for the accuracy tests. */
 PyDoc_STRVAR(vmath_doc, "vmath(name, x, out)\n--\n\n"
@@ -560,8 +691,18 @@ static PyObject *isa(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"isa", isa, METH_VARARGS, isa_doc},
-    {"lstm_forward", lstm_forward, METH_VARARGS, lstm_forward_doc},
-    {"lstm_backward", lstm_backward, METH_VARARGS, lstm_backward_doc},
+#define RK_METHOD(fname) {#fname, fname, METH_VARARGS, fname##_doc}
+    RK_METHOD(lstm_forward),
+    RK_METHOD(lstm_backward),
+    RK_METHOD(gru_after_forward),
+    RK_METHOD(gru_after_backward),
+    RK_METHOD(gru_before_forward),
+    RK_METHOD(gru_before_backward),
+    RK_METHOD(rnn_tanh_forward),
+    RK_METHOD(rnn_tanh_backward),
+    RK_METHOD(rnn_relu_forward),
+    RK_METHOD(rnn_relu_backward),
+#undef RK_METHOD
     {"vmath", vmath, METH_VARARGS, vmath_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -576,5 +717,16 @@ PyMODINIT_FUNC PyInit__native(void)
     for (int k = 0; k < RK_N_VARIANTS && !rk_active; k++)
         if (rk_supported(rk_variants[k]))
             rk_active = rk_variants[k];
-    return PyModule_Create(&module);
+    if (PyType_Ready(&rk_step_plan_type) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    Py_INCREF(&rk_step_plan_type);
+    if (PyModule_AddObject(m, "StepPlan", (PyObject *)&rk_step_plan_type) < 0) {
+        Py_DECREF(&rk_step_plan_type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -25,15 +25,6 @@ from rnnkit.cells.base import Recurrence
 from rnnkit.cells.lstm import STEP, LSTMPrepared
 
 
-def _covered(dtype: np.dtype, shape: tuple[int, ...], reg: Any) -> bool:
-    return reg is None and dtype in (np.float32, np.float64) and all(shape)
-
-
-def _mask2d(mask: np.ndarray | None, T: int, B: int) -> np.ndarray | None:
-    """(T, B, 1) bool -> C-contiguous (T, B) bool, or None."""
-    return None if mask is None else np.ascontiguousarray(mask, dtype=np.bool_).reshape(T, B)
-
-
 def forward(
     xg: np.ndarray,
     state0: tuple[np.ndarray, ...],
@@ -44,7 +35,7 @@ def forward(
     """The forward time loop; see :class:`~rnnkit.cells.Recurrence`."""
     T, B, G = xg.shape
     H = G // 4
-    if not _covered(xg.dtype, (T, B, H), reg):
+    if not kernels.covers(xg.dtype, (T, B, H), reg):
         return loop.forward(STEP, xg, state0, P, mask, reg)
     dt = xg.dtype
     hs, cs, tanh_c = (np.empty((T, B, H), dtype=dt) for _ in range(3))
@@ -54,7 +45,7 @@ def forward(
         np.ascontiguousarray(state0[0], dtype=dt),  # (B, H)
         np.ascontiguousarray(state0[1], dtype=dt),  # (B, H)
         np.ascontiguousarray(P.W_hh, dtype=dt),  # (4H, H)
-        _mask2d(mask, T, B),
+        kernels.mask2d(mask, T, B),
         hs,
         cs,
         gates,
@@ -77,7 +68,7 @@ def backward(
     """The backward time loop (BPTT); see :class:`~rnnkit.cells.Recurrence`."""
     T, B, H = dhs.shape
     gates, tanh_c = saved
-    if not _covered(gates.dtype, (T, B, H), reg):
+    if not kernels.covers(gates.dtype, (T, B, H), reg):
         return loop.backward(STEP, dhs, dstate_T, states, state0, saved, P, mask, reg)
     dt = gates.dtype
     da = np.empty((T, B, 4 * H), dtype=dt)
@@ -91,7 +82,7 @@ def backward(
         np.ascontiguousarray(gates),
         np.ascontiguousarray(tanh_c),
         np.ascontiguousarray(P.W_hh, dtype=dt),
-        _mask2d(mask, T, B),
+        kernels.mask2d(mask, T, B),
         da,
         dh0,
         dc0,

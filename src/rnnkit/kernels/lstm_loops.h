@@ -1,10 +1,10 @@
 /* The LSTM's time loops, forward and backward, for one floating type and instruction set.
  *
  * A template: variant.h includes it with REAL, SUF, SIGMOID, TANH, VB and MR defined, after
- * microkernel.h. The equations, and the layout of the states and the saved values, are those of
- * the NumPy reference, rnnkit/cells/lstm.py and rnnkit/cells/loop.py: gates (T, B, 4H) hold the
- * activated i, f, g, o, tanh_c (T, B, H) holds tanh(c~), and at a masked step both still hold
- * the step's candidate values while h and c are carried.
+ * microkernel.h and loop_parts.h. The equations, and the layout of the states and the saved
+ * values, are those of the NumPy reference, rnnkit/cells/lstm.py and rnnkit/cells/loop.py:
+ * gates (T, B, 4H) hold the activated i, f, g, o, tanh_c (T, B, H) holds tanh(c~), and at a
+ * masked step both still hold the step's candidate values while h and c are carried.
  *
  * Forward, each step: for each panel of VL hidden units and each tile of up to MR batch rows,
  * the micro-kernel computes the tile's pre-activations h_prev W_hh^T of all four gates (the
@@ -22,49 +22,20 @@
 #define VL ((int64_t)(VB / sizeof(REAL)))
 #define TILE (4 * VL) /* columns of a tile */
 
-/* Packed W_hh for the forward product, (ceil(H / VL) panels, H, 4 gates, VL units):
- * panel p, row k, gate q, unit u holds W_hh[q H + p VL + u, k] (0 past H). */
-static int64_t FN(lstm_pack_forward_size)(int64_t H) { return (H + VL - 1) / VL * H * TILE; }
+/* Packed W_hh for the forward product: 4 gates of VL units a panel (see rk_pack_gates). */
+static int64_t FN(lstm_pack_forward_size)(int64_t H) { return FN(rk_pack_gates_size)(H, 4, VL); }
 
 static void FN(lstm_pack_forward)(const void *w_hh, int64_t H, void *out)
 {
-    const REAL *w = w_hh;
-    REAL *packed = out;
-    REAL block[VL][VL]; /* a VL x VL block of W_hh, transposed through L1 */
-    for (int64_t j0 = 0; j0 < H; j0 += VL)
-        for (int64_t q = 0; q < 4; q++)
-            for (int64_t k0 = 0; k0 < H; k0 += VL) {
-                int64_t nk = H - k0 < VL ? H - k0 : VL;
-                for (int64_t u = 0; u < VL; u++) {
-                    if (j0 + u < H)
-                        memcpy(block[u], w + (q * H + j0 + u) * H + k0, nk * sizeof(REAL));
-                    else
-                        memset(block[u], 0, sizeof block[u]);
-                }
-                REAL *dst = packed + (j0 * H + k0 * VL) * 4 + q * VL;
-                for (int64_t k = 0; k < nk; k++)
-                    for (int64_t u = 0; u < VL; u++)
-                        dst[k * TILE + u] = block[u][k];
-            }
+    FN(rk_pack_gates)(w_hh, H, 0, 4, VL, out);
 }
 
-/* Packed W_hh for the backward product, (ceil(H / TILE) panels, 4H, TILE units):
- * panel p, row k, unit u holds W_hh[k, p TILE + u] (0 past H). */
-static int64_t FN(lstm_pack_backward_size)(int64_t H)
-{
-    return (H + TILE - 1) / TILE * 4 * H * TILE;
-}
+/* Packed W_hh for the backward product, panels of its 4H rows (see rk_pack_rows). */
+static int64_t FN(lstm_pack_backward_size)(int64_t H) { return FN(rk_pack_rows_size)(H, 4 * H); }
 
 static void FN(lstm_pack_backward)(const void *w_hh, int64_t H, void *out)
 {
-    const REAL *w = w_hh;
-    REAL *packed = out;
-    for (int64_t p = 0; p * TILE < H; p++)
-        for (int64_t k = 0; k < 4 * H; k++)
-            for (int64_t u = 0; u < TILE; u++) {
-                int64_t j = p * TILE + u;
-                packed[(p * 4 * H + k) * TILE + u] = j < H ? w[k * H + j] : 0;
-            }
+    FN(rk_pack_rows)(w_hh, H, 4 * H, out);
 }
 
 /* n units of one row of one step: from the pre-activations pre (the four gates VL apart) and
@@ -122,8 +93,9 @@ static inline void FN(lstm_backward_row)(int64_t H, const REAL *restrict a,
 static void FN(lstm_forward_block)(const void *args, int64_t b0, int64_t b1)
 {
     const rk_lstm_fwd *p = args;
-    const int64_t T = p->T, B = p->B, H = p->H;
-    const REAL *xg = p->xg, *packed = p->packed;
+    const int64_t T = p->c.T, B = p->c.B, H = p->c.H;
+    const unsigned char *mask = p->c.mask;
+    const REAL *xg = p->xg, *packed = p->c.packed;
     REAL *hs = p->hs, *cs = p->cs, *gates = p->gates, *tanh_c = p->tanh_c;
     REAL pre[MR * TILE];
     for (int64_t t = 0; t < T; t++) {
@@ -151,61 +123,36 @@ static void FN(lstm_forward_block)(const void *args, int64_t b0, int64_t b1)
                 }
             }
         }
-        if (p->mask)
-            for (int64_t b = b0; b < b1; b++)
-                if (!p->mask[t * B + b]) { /* padding: carry the state */
-                    memcpy(hs + (t * B + b) * H, h_prev + b * H, H * sizeof(REAL));
-                    memcpy(cs + (t * B + b) * H, c_prev + b * H, H * sizeof(REAL));
-                }
+        if (mask) {
+            FN(rk_carry)(b0, b1, H, mask + t * B, h_prev, hs + t * B * H);
+            FN(rk_carry)(b0, b1, H, mask + t * B, c_prev, cs + t * B * H);
+        }
     }
 }
 
 static void FN(lstm_backward_block)(const void *args, int64_t b0, int64_t b1)
 {
     const rk_lstm_bwd *p = args;
-    const int64_t T = p->T, B = p->B, H = p->H, G = 4 * H;
+    const int64_t T = p->c.T, B = p->c.B, H = p->c.H, G = 4 * H;
+    const unsigned char *mask = p->c.mask;
     const REAL *dhs = p->dhs, *cs = p->cs, *gates = p->gates, *tanh_c = p->tanh_c;
-    const REAL *packed = p->packed, *dh_T = p->dh_T, *dc_T = p->dc_T;
+    const REAL *packed = p->c.packed, *dc_T = p->dc_T;
     REAL *da = p->da, *dh = p->dh0, *dc = p->dc0; /* dh, dc: the running gradients */
-    REAL prod[MR * TILE];
-    for (int64_t b = b0; b < b1; b++) {
-        const REAL *dhs_last = dhs + ((T - 1) * B + b) * H;
-        for (int64_t j = 0; j < H; j++) {
-            dh[b * H + j] = dh_T[b * H + j] + dhs_last[j];
-            dc[b * H + j] = dc_T[b * H + j];
-        }
-    }
+    FN(rk_backward_start)(b0, b1, T, B, H, dhs, p->dh_T, dh);
+    memcpy(dc + b0 * H, dc_T + b0 * H, (b1 - b0) * H * sizeof(REAL));
     for (int64_t t = T - 1; t >= 0; t--) {
         const REAL *c_prev = t ? cs + (t - 1) * B * H : (const REAL *)p->c0;
         REAL *da_t = da + t * B * G;
         for (int64_t b = b0; b < b1; b++) {
             int64_t r = t * B + b;
             const REAL *dhs_prev = t ? dhs + (r - B) * H : NULL;
-            if (p->mask && !p->mask[r]) { /* padding: the gradients pass straight through */
-                memset(da_t + b * G, 0, G * sizeof(REAL));
-                if (dhs_prev)
-                    for (int64_t j = 0; j < H; j++)
-                        dh[b * H + j] += dhs_prev[j];
-                continue;
-            }
+            if (FN(rk_padded)(mask, r, G, H, dhs_prev, dh + b * H, da_t + b * G))
+                continue; /* dc passes through unchanged */
             FN(lstm_backward_row)(H, gates + r * G, tanh_c + r * H, c_prev + b * H, dhs_prev,
                                   dh + b * H, dc + b * H, da_t + b * G);
         }
-        /* dh[b0:b1] += da_t[b0:b1] W_hh: (n, 4H) x (4H, H), by panels of TILE units */
-        for (int64_t j0 = 0; j0 < H; j0 += TILE) {
-            const REAL *panel = packed + j0 * G;
-            int64_t n = H - j0 < TILE ? H - j0 : TILE;
-            for (int64_t m = b0; m < b1; m += MR) {
-                int64_t rows = b1 - m < MR ? b1 - m : MR;
-                FN(rk_tile)(rows, G, da_t + m * G, G, panel, prod);
-                for (int64_t r = 0; r < rows; r++) {
-                    REAL *out = dh + (m + r) * H + j0;
-                    const REAL *add = prod + r * TILE;
-                    for (int64_t u = 0; u < n; u++)
-                        out[u] += add[u];
-                }
-            }
-        }
+        /* dh[b0:b1] += da_t[b0:b1] W_hh: (n, 4H) x (4H, H) */
+        FN(rk_product_rows)(b0, b1, H, da_t, G, G, packed, G, 0, dh, 1);
     }
 }
 

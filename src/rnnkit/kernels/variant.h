@@ -7,7 +7,11 @@
 #define SIGMOID rk_sigmoidf
 #define TANH rk_tanhf
 #include "microkernel.h"
+#include "loop_parts.h"
 #include "lstm_loops.h"
+#include "gru_loops.h"
+#include "rnn_loops.h"
+#include "step_loops.h"
 #undef REAL
 #undef SUF
 #undef SIGMOID
@@ -18,22 +22,38 @@
 #define SIGMOID rk_sigmoid
 #define TANH rk_tanh
 #include "microkernel.h"
+#include "loop_parts.h"
 #include "lstm_loops.h"
+#include "gru_loops.h"
+#include "rnn_loops.h"
+#include "step_loops.h"
 #undef REAL
 #undef SUF
 #undef SIGMOID
 #undef TANH
 
-/* The variant's entry in the dispatch table of _native.c. */
-#define RK_TYPE_ENTRY(T)                                                                      \
+/* The variant's entries in the dispatch table of _native.c: a cell's packings for the forward
+ * and the backward product (named by fwd and bwd) and its loops (named by loop), in one type. */
+#define RK_ENTRY(fwd, bwd, loop, T)                                                           \
     {                                                                                         \
-        RK_CAT(lstm_pack_forward_size, RK_CAT(ISA, T)),                                       \
-            RK_CAT(lstm_pack_backward_size, RK_CAT(ISA, T)),                                  \
-            RK_CAT(lstm_pack_forward, RK_CAT(ISA, T)),                                        \
-            RK_CAT(lstm_pack_backward, RK_CAT(ISA, T)),                                       \
-            RK_CAT(lstm_forward_block, RK_CAT(ISA, T)),                                       \
-            RK_CAT(lstm_backward_block, RK_CAT(ISA, T)),                                      \
+        {RK_CAT(fwd##_pack_forward_size, RK_CAT(ISA, T)),                                     \
+         RK_CAT(bwd##_pack_backward_size, RK_CAT(ISA, T))},                                   \
+            {RK_CAT(fwd##_pack_forward, RK_CAT(ISA, T)),                                      \
+             RK_CAT(bwd##_pack_backward, RK_CAT(ISA, T))},                                    \
+            {RK_CAT(loop##_forward_block, RK_CAT(ISA, T)),                                    \
+             RK_CAT(loop##_backward_block, RK_CAT(ISA, T))},                                  \
     }
-static const rk_variant RK_CAT(rk_variant, ISA) = {ISA_NAME, {RK_TYPE_ENTRY(_f32),
-                                                              RK_TYPE_ENTRY(_f64)}};
-#undef RK_TYPE_ENTRY
+#define RK_CELL(fwd, bwd, loop) {RK_ENTRY(fwd, bwd, loop, _f32), RK_ENTRY(fwd, bwd, loop, _f64)}
+static const rk_variant RK_CAT(rk_variant, ISA) = {
+    ISA_NAME,
+    {
+        [RK_RNN_TANH] = RK_CELL(rnn, rnn, rnn_tanh),
+        [RK_RNN_RELU] = RK_CELL(rnn, rnn, rnn_relu),
+        [RK_LSTM] = RK_CELL(lstm, lstm, lstm),
+        [RK_GRU_AFTER] = RK_CELL(gru_after, gru, gru_after),
+        [RK_GRU_BEFORE] = RK_CELL(gru_before, gru, gru_before),
+    },
+    {RK_CAT(rk_step, RK_CAT(ISA, _f32)), RK_CAT(rk_step, RK_CAT(ISA, _f64))},
+};
+#undef RK_ENTRY
+#undef RK_CELL

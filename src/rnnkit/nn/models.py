@@ -4,6 +4,9 @@ use dotted names (``rnn.weight_ih_l0``, ``head.bias``); their ``forward`` and ``
 follow the recurrent layer's: ``forward(x, state=None, lengths=None) -> (out, state_T, cache)``
 and ``backward(dout, cache, dstate=None) -> (dx, dstate0, grads)``.
 
+Each also has ``step(x_t, state=None) -> (out_t, state)``, one time step for streaming
+inference in evaluation mode (see :meth:`rnnkit.nn.Recurrent.step`), on a unidirectional stack.
+
 Inputs are time-major: (T, B, ...). Shapes: T = time steps, B = batch, V = vocabulary size,
 E = embedding size, D = input size, H = hidden size, K = directions, O = outputs.
 """
@@ -54,6 +57,14 @@ class Model(Module):
 
     def _ordered(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {name: grads[name] for name in self.parameters()}
+
+    def _head_step(self, y: np.ndarray) -> np.ndarray:
+        """The Linear head on one step's outputs (B, K*H) -> (B, O), in evaluation mode."""
+        out = y @ self.head._params["weight"].T  # (B, O)
+        bias = self.head._params.get("bias")
+        if bias is not None:
+            out += bias
+        return out
 
 
 class LanguageModelCache(NamedTuple):
@@ -134,6 +145,16 @@ class LanguageModel(Model):
         y, c_out = self.drop_out.forward(y)
         logits, c_head = self.head.forward(y)  # (T, B, V)
         return logits, state_T, LanguageModelCache(c_emb, c_in, c_rnn, c_out, c_head)
+
+    def step(self, ids: Any, state: Any = None) -> tuple[np.ndarray, Any]:
+        """One step of streaming inference: ``ids`` (B,) integers -> ``(logits (B, V), state)``,
+        in evaluation mode (no dropout)."""
+        ids = np.asarray(ids)
+        if ids.ndim != 1:
+            raise ValueError(f"ids must be 1-D (B,), got shape {ids.shape}")
+        e, _ = self.embedding.forward(ids)  # (B, E); checks the ids
+        y, state = self.rnn.step(e, state)  # (B, H)
+        return self._head_step(y), state
 
     def backward(self, dlogits: np.ndarray, cache: LanguageModelCache, dstate: Any = None):
         """``dlogits`` (T, B, V) -> ``(None, dstate0, grads)``; token ids have no gradient."""
@@ -232,6 +253,18 @@ class SequenceRegressor(Model):
         if self.pool is None and c_rnn.mask is not None:
             out = out * c_rnn.mask  # padded steps have no output
         return out, state_T, SequenceCache(c_rnn, c_pool, c_drop, c_head)
+
+    def step(self, x: Any, state: Any = None) -> tuple[np.ndarray, Any]:
+        """One step of streaming inference: ``x`` (B, D) -> ``(out (B, O), state)``, in
+        evaluation mode: the step's output without pooling, or with ``pooling="last"`` the
+        output for the sequence read so far. Mean and max pooling need the whole sequence."""
+        if self.pool is not None and self.pool.mode != "last":
+            raise ValueError(
+                f'step() needs pooling "last" or None, got pooling {self.pool.mode!r}: '
+                "mean and max pool over the whole sequence"
+            )
+        y, state = self.rnn.step(x, state)  # (B, H)
+        return self._head_step(y), state
 
     def backward(self, dout: np.ndarray, cache: SequenceCache, dstate: Any = None):
         """``dout`` shaped like ``out`` -> ``(dx, dstate0, grads)``."""

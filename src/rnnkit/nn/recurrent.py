@@ -337,6 +337,82 @@ class Recurrent(Module):
         grads = {name: grads[name] for name in self._params}  # state_dict order
         return dx, (dstate0[0] if len(dstate0) == 1 else dstate0), grads
 
+    # -- streaming ------------------------------------------------------------------------------
+
+    def step(self, x: Any, state: Any = None) -> tuple[np.ndarray, Any]:
+        """One time step of every layer, for streaming (online) inference.
+
+        ``y, state = layer.step(x_t, state)`` over the steps of a sequence gives the outputs
+        and final state of ``layer.forward`` in evaluation mode, one step at a time (dropout
+        off, zoneout's expectation), whatever the ``training`` flag says. With the compiled
+        kernels (see :mod:`rnnkit.kernels`) a step is one call into C over the live
+        parameters, which reads each weight once and allocates nothing but the new state;
+        otherwise it runs :meth:`forward` over a sequence of one step.
+
+        Args:
+            x: the inputs of one step, (B, D), in the layer's dtype.
+            state: as for :meth:`forward`: (L, B, H) for RNN and GRU, the pair (h, c) for LSTM;
+                None means zeros.
+
+        Returns:
+            ``(y, state)``: the top layer's output (B, H), which is a view of the new state's
+            ``h[L - 1]``, and the new state, structured like ``state`` (new arrays: the state
+            passed in is not modified).
+
+        Raises:
+            ValueError: for a bidirectional layer (its reverse direction needs the whole
+                sequence), and for inputs or states of the wrong shape, dtype, or not finite.
+        """
+        plan = self.__dict__.get("_step_plan", self)  # self: not made yet
+        if plan is self:
+            from rnnkit.kernels.step import plan_for
+
+            plan = plan_for(self)
+            object.__setattr__(self, "_step_plan", plan)
+        if plan is not None and type(x) is np.ndarray and x.ndim == 2:
+            try:  # the fast path: the extension checks shapes and dtypes itself
+                return self._step_compiled(plan, x, state)
+            except (TypeError, ValueError):
+                pass  # the checked path below says what is wrong, or converts the layout
+        if self.bidirectional:
+            raise ValueError(
+                "step() needs a unidirectional layer: the reverse direction of a bidirectional "
+                "one reads the sequence from its end"
+            )
+        x = _checks.array("x", x, ("B", self.input_size), self.dtype, finite=True)
+        state0 = self._check_state("state", state, x.shape[0])
+        if plan is not None:
+            state0 = tuple(np.ascontiguousarray(s) for s in state0)
+            return self._step_compiled(plan, np.ascontiguousarray(x), state0)
+        training = self.training
+        try:
+            self.training = False
+            y, state_T, _ = self.forward(x[:, None] if self.batch_first else x[None], state)
+        finally:
+            self.training = training
+        return y[:, 0] if self.batch_first else y[0], state_T
+
+    def _step_compiled(self, plan: Any, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        shape = self._state_shape(x.shape[0])
+        h = np.empty(shape, dtype=self.dtype)
+        if len(self.cell.state_names) == 1:
+            h_prev = np.zeros(shape, dtype=self.dtype) if state is None else state
+            if isinstance(h_prev, tuple):
+                h_prev = h_prev[0]
+            plan.step(x, h_prev, None, h, None)
+            return h[-1], h
+        h_prev, c_prev = (np.zeros(shape, dtype=self.dtype),) * 2 if state is None else state
+        c = np.empty(shape, dtype=self.dtype)
+        plan.step(x, h_prev, c_prev, h, c)
+        return h[-1], (h, c)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies (``copy.deepcopy``) leave out the step plan, which refers to this layer's
+        arrays: a copy makes its own."""
+        state = self.__dict__.copy()
+        state.pop("_step_plan", None)
+        return state
+
     def __repr__(self) -> str:
         extra = "".join(
             f", {k}={v!r}"

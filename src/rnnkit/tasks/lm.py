@@ -391,8 +391,8 @@ class CharLM(Estimator):
             for t in range(length):
                 out[t] = _draw(z, temperature, top_k, rng)
                 if t + 1 < length:
-                    logits, state, _ = model.forward(out[t : t + 1, None], state)  # (1, 1, V)
-                    z = logits[0, 0].astype(np.float64)
+                    logits, state = model.step(out[t : t + 1], state)  # (1, V)
+                    z = logits[0].astype(np.float64)
         return vocab.decode(out)
 
     # -- fitted state ---------------------------------------------------------------------------
