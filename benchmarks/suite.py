@@ -145,6 +145,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         import_reps=1 if quick else 7,
         peak_n=256 if quick else 2048,
         blas_threads=args.blas_threads or common.cores(),
+        keep_freed_memory=args.keep_freed_memory,
         sections=tuple(args.sections or SECTIONS),
         check_T=CHECK_T,
     )
@@ -676,6 +677,12 @@ def header(s: Settings) -> list[str]:
         f"compiled loops up to {kernels.get_num_threads()}; torch {torch_threads}; JAX/XLA and "
         f"thinc (blis {_version('blis')}) at their defaults; environment: {env}",
         f"rnnkit kernels: ISA {isa}",
+        "allocator: "
+        + (
+            "rnnkit.keep_freed_memory() (--keep-freed-memory): freed memory kept for reuse"
+            if s.keep_freed_memory
+            else "glibc's defaults (freed arrays go back to the system; see --keep-freed-memory)"
+        ),
         f"timing: median of blocks alternating over {s.rounds} rounds, each block about "
         f"{s.block_target} s after a warm-up (one untimed call per implementation and "
         f"configuration first); ratio = rnnkit / peer (< 1: rnnkit faster)",
@@ -717,6 +724,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         help="threads of NumPy's BLAS (default: the cores, OpenBLAS's own default)",
     )
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="call rnnkit.keep_freed_memory() first, as the rnnkit command does (glibc keeps "
+        "freed arrays for reuse instead of page-faulting fresh ones every step)",
+    )
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -730,6 +743,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = args.out or RESULTS / ("quick" if s.quick else "")
     start, cpu0 = time.perf_counter(), common.cpu_seconds()
     set_threads(s.blas_threads)
+    if s.keep_freed_memory:
+        import rnnkit
+
+        rnnkit.keep_freed_memory()
     report = Report(header=header(s))
     if "peak" in s.sections:
         run_peak(s, report, "start")

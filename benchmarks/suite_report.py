@@ -48,6 +48,7 @@ class Settings:
     import_reps: int
     peak_n: int
     blas_threads: int
+    keep_freed_memory: bool  # rnnkit.keep_freed_memory() in the timing process
     sections: tuple[str, ...]
     check_T: int  # time steps of the float64 check
 

@@ -10,6 +10,7 @@ backpropagation through time derived and written by hand, in NumPy.
 
 from rnnkit import cells, checkpoint, data, init, losses, nn, optim, training
 from rnnkit.gradcheck import gradcheck
+from rnnkit.memory import keep_freed_memory
 from rnnkit.nn import (
     GRU,
     LSTM,
@@ -44,6 +45,7 @@ __all__ = [
     "data",
     "gradcheck",
     "init",
+    "keep_freed_memory",
     "losses",
     "nn",
     "optim",

@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
         from rnnkit._blas import set_blas_threads
 
         set_blas_threads(1)  # small per-step products: threads cost more than they bring
+    from rnnkit.memory import keep_freed_memory
+
+    keep_freed_memory()  # no page faults on every step's fresh arrays (see rnnkit.memory)
     try:
         cli.main(args=argv, prog_name="rnnkit", standalone_mode=False)
     except click.exceptions.Abort:
