@@ -19,6 +19,7 @@ KERNELS = "src/rnnkit/kernels"
 HEADERS = [
     "vmath.h",
     "microkernel.h",
+    "gemm.h",
     "loop_parts.h",
     "lstm_loops.h",
     "gru_loops.h",

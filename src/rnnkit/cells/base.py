@@ -19,6 +19,11 @@ touching any caller:
    signatures is swapped in with ``cell.recurrence = ...`` and tested against it;
 3. the parameter gradients, one matrix product after the backward loop.
 
+When the recurrence is the compiled one, the matrix products of parts 1 and 3 (and the input
+gradient) run on the extension's products too (:func:`rnnkit.kernels.gemm.matmul`, passed to
+:func:`project`, :func:`outer_sum` and :func:`input_grads` as ``matmul``); the NumPy
+expressions of these functions stay the reference and the path of every other cell.
+
 Variable lengths reach a cell as a boolean ``mask`` of shape (T, B, 1): at a step where
 ``mask[t, b]`` is False the row's state is carried unchanged, ``h_t = h_{t-1}`` (and
 ``c_t = c_{t-1}``). Padding after the valid part then leaves every row's final state at its last
@@ -52,6 +57,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rnnkit.cells import loop
+from rnnkit.kernels import gemm
+
+#: A matrix product ``matmul(a, b, trans_a=False, trans_b=False, bias=None) -> op(a) @ op(b)
+#: (+ bias)`` (see :func:`rnnkit.kernels.gemm.matmul`); None: NumPy's ``@``.
+MatMul = Callable[..., np.ndarray] | None
 
 
 class CellParams(NamedTuple):
@@ -234,12 +244,19 @@ class StepCell(Cell):
         self, dgh: np.ndarray, h_in: np.ndarray, saved: tuple, has_bias: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """dL/dW_hh and dL/db_hh from dL/d(h_in W_hh^T + b_hh) (T, B, G) and h_in (T, B, H)."""
-        return outer_sum(dgh, h_in), (dgh.sum(axis=(0, 1)) if has_bias else None)
+        dW_hh = outer_sum(dgh, h_in, self.matmul)  # (G, H)
+        return dW_hh, (dgh.sum(axis=(0, 1)) if has_bias else None)
+
+    @property
+    def matmul(self) -> MatMul:
+        """The matrix product of the sequence passes: the extension's with the compiled
+        recurrence, else None (NumPy)."""
+        return gemm.matmul if self.recurrence.name == "compiled" else None
 
     # -- the shared sequence passes -----------------------------------------------------------
 
     def forward(self, x, state0, params, mask=None, reg=None):
-        xg = project(x, params.W_ih, self.projection_bias(params))  # (T, B, G)
+        xg = project(x, params.W_ih, self.projection_bias(params), self.matmul)  # (T, B, G)
         prepared = self.prepare(params)
         states, saved = self.recurrence.forward(xg, tuple(state0), prepared, mask, reg)
         cache = StepCache(x, tuple(state0), states, saved, params, prepared, mask, reg)
@@ -258,7 +275,7 @@ class StepCell(Cell):
             cache.reg,
         )
         has_bias = p.b_ih is not None
-        dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, has_bias)
+        dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, has_bias, self.matmul)
         h_in = previous_states(cache.state0[0], cache.states[0])  # (T, B, H)
         if cache.reg is not None and cache.reg.h_drop is not None:
             h_in = h_in * cache.reg.h_drop
@@ -286,26 +303,36 @@ def sigmoid(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.reciprocal(out, out=out)
 
 
-def project(x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+def project(
+    x: np.ndarray, W: np.ndarray, b: np.ndarray | None, matmul: MatMul = None
+) -> np.ndarray:
     """The input projection of every time step in one matrix product: x W^T + b.
 
-    Args: x (T, B, D), W (N, D), b (N,) or None.  Returns (T, B, N).
+    Args: x (T, B, D), W (N, D), b (N,) or None; ``matmul`` the product to use (None: NumPy).
+    Returns (T, B, N).
     """
     T, B, D = x.shape
+    if matmul is not None:
+        out = matmul(x.reshape(T * B, D), W, trans_b=True, bias=b)  # (T B, N)
+        return out.reshape(T, B, W.shape[0])
     out = (x.reshape(T * B, D) @ W.T).reshape(T, B, W.shape[0])  # (T, B, N)
     if b is not None:
         out += b
     return out
 
 
-def outer_sum(dg: np.ndarray, a: np.ndarray) -> np.ndarray:
+def outer_sum(dg: np.ndarray, a: np.ndarray, matmul: MatMul = None) -> np.ndarray:
     """Sum over time and batch of the outer products dg_t^T a_t, as one matrix product.
 
     This is the weight gradient of ``a_t W^T`` given dL/d(a_t W^T) = dg_t.
-    Args: dg (T, B, N), a (T, B, M).  Returns (N, M).
+    Args: dg (T, B, N), a (T, B, M); ``matmul`` the product to use (None: NumPy).
+    Returns (N, M).
     """
     T, B, N = dg.shape
-    return dg.reshape(T * B, N).T @ a.reshape(T * B, a.shape[-1])
+    dg2, a2 = dg.reshape(T * B, N), a.reshape(T * B, a.shape[-1])  # (T B, N), (T B, M)
+    if matmul is not None:
+        return matmul(dg2, a2, trans_a=True)
+    return dg2.T @ a2
 
 
 def previous_states(h0: np.ndarray, hs: np.ndarray) -> np.ndarray:
@@ -314,11 +341,14 @@ def previous_states(h0: np.ndarray, hs: np.ndarray) -> np.ndarray:
 
 
 def input_grads(
-    dxg: np.ndarray, x: np.ndarray, W_ih: np.ndarray, has_bias: bool
+    dxg: np.ndarray, x: np.ndarray, W_ih: np.ndarray, has_bias: bool, matmul: MatMul = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """dL/dx, dL/dW_ih and dL/db_ih from dL/d(x W_ih^T + b_ih) = dxg (T, B, N)."""
+    """dL/dx, dL/dW_ih and dL/db_ih from dL/d(x W_ih^T + b_ih) = dxg (T, B, N); ``matmul``
+    the product to use (None: NumPy)."""
     T, B, N = dxg.shape
-    dx = (dxg.reshape(T * B, N) @ W_ih).reshape(T, B, W_ih.shape[1])  # (T, B, D)
-    dW_ih = outer_sum(dxg, x)  # (N, D)
+    dxg2 = dxg.reshape(T * B, N)  # (T B, N)
+    dx = dxg2 @ W_ih if matmul is None else matmul(dxg2, W_ih)  # (T B, D)
+    dx = dx.reshape(T, B, W_ih.shape[1])  # (T, B, D)
+    dW_ih = outer_sum(dxg, x, matmul)  # (N, D)
     db_ih = dxg.sum(axis=(0, 1)) if has_bias else None  # (N,)
     return dx, dW_ih, db_ih

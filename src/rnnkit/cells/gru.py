@@ -230,8 +230,9 @@ class GRUCell(StepCell):
             return super().recurrent_grads(dgh, h_in, saved, has_bias)
         s = GRUGates.of(h_in.shape[-1])
         r = saved[0][..., s.r]  # (T, B, H)
+        mm = self.matmul
         dW_hh = np.concatenate(
-            [outer_sum(dgh[..., s.rz], h_in), outer_sum(dgh[..., s.n], r * h_in)]
+            [outer_sum(dgh[..., s.rz], h_in, mm), outer_sum(dgh[..., s.n], r * h_in, mm)]
         )  # (3H, H): the n rows multiply r * h_in
         return dW_hh, (dgh.sum(axis=(0, 1)) if has_bias else None)
 

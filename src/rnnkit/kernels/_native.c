@@ -84,6 +84,16 @@ typedef struct {
 
 typedef void (*rk_block_fn)(const void *args, int64_t b0, int64_t b1);
 
+/* A matrix product c (M, N) = op(a) (M, K) op(b) (K, N) + bias (gemm.h): op(a) (i, k) at
+ * a[i rsa + k csa], op(b) (k, j) at b[k rsb + j csb], c row-major (leading dimension ldc). */
+typedef struct {
+    int64_t M, N, K;
+    const void *a, *b, *bias; /* bias: (N,) added to every row, or NULL */
+    int64_t rsa, csa, rsb, csb, ldc;
+    void *c;
+    int failed; /* set by a block that could not allocate its buffers */
+} rk_gemm_args;
+
 /* One cell's loops in one type, each direction's [0] forward, [1] backward. */
 typedef struct {
     int64_t (*pack_size[2])(int64_t H); /* in values */
@@ -109,7 +119,17 @@ typedef struct {
     const char *name;
     rk_cell_fns cells[RK_N_CELLS][2];           /* float, double */
     void (*step[2])(const rk_step_args *args); /* float, double */
+    rk_block_fn gemm[2];                       /* float, double: rows of a rk_gemm_args */
 } rk_variant;
+
+/* Aligned scratch for the packed weights: the micro-kernel loads whole aligned vectors. */
+static void *rk_aligned_alloc(size_t bytes, void **base)
+{
+    *base = malloc(bytes + 64);
+    if (!*base)
+        return NULL;
+    return (void *)(((uintptr_t)*base + 63) & ~(uintptr_t)63);
+}
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
     !defined(RNNKIT_NO_VARIANTS)
@@ -187,14 +207,6 @@ static int rk_supported(const rk_variant *v)
 
 static const rk_variant *rk_active = NULL; /* chosen at import */
 
-/* Aligned scratch for the packed weights: the micro-kernel loads whole aligned vectors. */
-static void *rk_aligned_alloc(size_t bytes, void **base)
-{
-    *base = malloc(bytes + 64);
-    if (!*base)
-        return NULL;
-    return (void *)(((uintptr_t)*base + 63) & ~(uintptr_t)63);
-}
 
 /* -- threads ----------------------------------------------------------------------------------- */
 
@@ -251,17 +263,37 @@ static void *rk_helper(void *arg)
 
 #define RK_MAX_THREADS 64
 
-/* pack(w, H, packed), then fn over rows [0, B) on up to `threads` threads, the calling one
+/* pack(w, H, packed) (unless pack is NULL), then fn over rows [0, B) on up to `threads` threads, the calling one
  * included. Returns -1 (no memory for the team) or 0. */
+static int rk_run_blocks(rk_block_fn fn, const void *args, int64_t B, int64_t rows, int threads,
+                         void (*pack)(const void *, int64_t, void *), const void *w, int64_t H,
+                         void *packed);
+
 static int rk_run(rk_block_fn fn, const void *args, int64_t B, int threads,
                   void (*pack)(const void *, int64_t, void *), const void *w, int64_t H,
                   void *packed)
+{
+    if (threads < 1)
+        threads = 1;
+    /* about four blocks per thread, so that a late or slow helper leaves little to wait for,
+     * of whole tiles of 6 rows (the tile height of AVX-512; 3 and 2, those of the other
+     * variants, divide it) */
+    int64_t rows = (B + 4 * threads - 1) / (4 * threads);
+    return rk_run_blocks(fn, args, B, (rows + 5) / 6 * 6, threads, pack, w, H, packed);
+}
+
+/* As rk_run, with blocks of `rows` rows. */
+static int rk_run_blocks(rk_block_fn fn, const void *args, int64_t B, int64_t rows, int threads,
+                         void (*pack)(const void *, int64_t, void *), const void *w, int64_t H,
+                         void *packed)
 {
     if (threads > B)
         threads = (int)B;
     if (threads > RK_MAX_THREADS)
         threads = RK_MAX_THREADS;
     if (threads <= 1) {
+        if (pack)
+            if (pack)
         pack(w, H, packed);
         fn(args, 0, B);
         return 0;
@@ -270,14 +302,10 @@ static int rk_run(rk_block_fn fn, const void *args, int64_t B, int threads,
     rk_team *team = malloc(sizeof *team);
     if (!team)
         return -1;
-    /* about four blocks per thread, so that a late or slow helper leaves little to wait for,
-     * of whole tiles of 6 rows (the tile height of AVX-512; 3 and 2, those of the other
-     * variants, divide it) */
-    int64_t rows = (B + 4 * threads - 1) / (4 * threads);
     team->fn = fn;
     team->args = args;
     team->B = B;
-    team->rows = (rows + 5) / 6 * 6;
+    team->rows = rows;
     atomic_init(&team->next, 0);
     atomic_init(&team->ready, 0);
     atomic_init(&team->working, 0);
@@ -295,7 +323,8 @@ static int rk_run(rk_block_fn fn, const void *args, int64_t B, int threads,
     }
     if (detach)
         pthread_attr_destroy(&attr);
-    pack(w, H, packed);
+    if (pack)
+        pack(w, H, packed);
     atomic_store_explicit(&team->ready, 1, memory_order_release);
     rk_take_blocks(team);
     /* every block is taken: wait for the helpers running one (a helper arriving from now on
@@ -304,7 +333,8 @@ static int rk_run(rk_block_fn fn, const void *args, int64_t B, int threads,
         sched_yield(); /* a helper the OS holds back may need this CPU to finish */
     rk_leave(team);
 #else
-    pack(w, H, packed);
+    if (pack)
+        pack(w, H, packed);
     fn(args, 0, B);
 #endif
     return 0;
@@ -608,6 +638,107 @@ RK_FUNCTION(rnn_relu_forward, RK_RNN_RELU, 0, 0, RK_RNN_FORWARD_DOC("relu"),
 RK_FUNCTION(rnn_relu_backward, RK_RNN_RELU, 1, 0, RK_RNN_BACKWARD_DOC("relu"),
             RK_RNN_BACKWARD_ARRAYS)
 
+/* A 2-D array of REALs whose rows are contiguous (any row stride): its data, rows, columns and
+ * row stride in values; NULL with an exception set otherwise. */
+static void *rk_matrix(rk_views *v, PyObject *obj, const char *name, char kind, int writable,
+                       int64_t *rows, int64_t *cols, int64_t *ld)
+{
+    Py_buffer *view = &v->views[v->n];
+    int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0)
+        return NULL;
+    v->n++;
+    const char *fmt = view->format ? view->format : "B";
+    if (fmt[0] == '<' || fmt[0] == '=' || fmt[0] == '@')
+        fmt++;
+    if (fmt[0] != kind || fmt[1] != '\0') {
+        PyErr_Format(PyExc_TypeError, "%s must have item format '%c', got '%s'", name, kind,
+                     view->format ? view->format : "B");
+        return NULL;
+    }
+    if (view->ndim != 2 || view->shape[0] < 1 || view->shape[1] < 1 ||
+        view->strides[1] != view->itemsize || view->strides[0] % view->itemsize != 0 ||
+        view->strides[0] < view->shape[1] * view->itemsize) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be a non-empty 2-D array with contiguous, non-overlapping rows",
+                     name);
+        return NULL;
+    }
+    *rows = view->shape[0];
+    *cols = view->shape[1];
+    *ld = view->strides[0] / view->itemsize;
+    return view->buf;
+}
+
+PyDoc_STRVAR(gemm_doc,
+             "gemm(a, trans_a, b, trans_b, bias, out, threads)\n--\n\n"
+             "out = op(a) @ op(b) (+ bias), op(x) = x.T if trans_x else x.\n"
+             "a, b, out 2-D float32 or float64 (one type) with contiguous rows; bias (N,) "
+             "contiguous or None.");
+
+static PyObject *gemm(PyObject *self, PyObject *args)
+{
+    PyObject *ao, *bo, *biaso, *oo;
+    int ta, tb, threads;
+    if (!PyArg_ParseTuple(args, "OpOpOOi", &ao, &ta, &bo, &tb, &biaso, &oo, &threads))
+        return NULL;
+    char k;
+    if (real_kind(ao, &k) < 0)
+        return NULL;
+    rk_views v = {.n = 0};
+    rk_gemm_args g;
+    memset(&g, 0, sizeof g);
+    int64_t ar, ac, lda, br, bc, ldb, cr, cc;
+    g.a = rk_matrix(&v, ao, "a", k, 0, &ar, &ac, &lda);
+    if (!g.a)
+        goto fail;
+    g.b = rk_matrix(&v, bo, "b", k, 0, &br, &bc, &ldb);
+    if (!g.b)
+        goto fail;
+    g.c = rk_matrix(&v, oo, "out", k, 1, &cr, &cc, &g.ldc);
+    if (!g.c)
+        goto fail;
+    g.M = ta ? ac : ar;
+    g.K = ta ? ar : ac;
+    g.N = tb ? br : bc;
+    g.rsa = ta ? 1 : lda;
+    g.csa = ta ? lda : 1;
+    g.rsb = tb ? 1 : ldb;
+    g.csb = tb ? ldb : 1;
+    if ((tb ? bc : br) != g.K || cr != g.M || cc != g.N) {
+        PyErr_Format(PyExc_ValueError,
+                     "shapes do not match: op(a) (%lld, %lld), op(b) (%lld, %lld), out "
+                     "(%lld, %lld)",
+                     (long long)g.M, (long long)g.K, (long long)(tb ? bc : br), (long long)g.N,
+                     (long long)cr, (long long)cc);
+        goto fail;
+    }
+    if (biaso != Py_None) {
+        int64_t n1[1] = {g.N};
+        g.bias = get(&v, biaso, "bias", k, 0, 1, n1);
+        if (!g.bias)
+            goto fail;
+    }
+    /* two blocks of rows per thread, of whole tiles */
+    int most = threads < 1 ? 1 : threads < RK_MAX_THREADS ? threads : RK_MAX_THREADS;
+    int64_t rows = (g.M + 2 * most - 1) / (2 * most);
+    rows = (rows + 5) / 6 * 6;
+    int failed;
+    rk_block_fn fn = rk_active->gemm[k == 'f' ? 0 : 1];
+    Py_BEGIN_ALLOW_THREADS
+    failed = rk_run_blocks(fn, &g, g.M, rows, most, NULL, NULL, 0, NULL);
+    Py_END_ALLOW_THREADS
+    if (failed || g.failed) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    release_all(&v);
+    Py_RETURN_NONE;
+fail:
+    release_all(&v);
+    return NULL;
+}
+
 /* Elementwise exp, sigmoid and tanh of a contiguous array into another, for the accuracy tests. */
 PyDoc_STRVAR(vmath_doc, "vmath(name, x, out)\n--\n\n"
                         "out = name(x) elementwise, name in 'exp', 'sigmoid', 'tanh' (tests).");
@@ -703,6 +834,7 @@ static PyMethodDef methods[] = {
     RK_METHOD(rnn_relu_forward),
     RK_METHOD(rnn_relu_backward),
 #undef RK_METHOD
+    {"gemm", gemm, METH_VARARGS, gemm_doc},
     {"vmath", vmath, METH_VARARGS, vmath_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -7,6 +7,7 @@
 #define SIGMOID rk_sigmoidf
 #define TANH rk_tanhf
 #include "microkernel.h"
+#include "gemm.h"
 #include "loop_parts.h"
 #include "lstm_loops.h"
 #include "gru_loops.h"
@@ -22,6 +23,7 @@
 #define SIGMOID rk_sigmoid
 #define TANH rk_tanh
 #include "microkernel.h"
+#include "gemm.h"
 #include "loop_parts.h"
 #include "lstm_loops.h"
 #include "gru_loops.h"
@@ -54,6 +56,7 @@ static const rk_variant RK_CAT(rk_variant, ISA) = {
         [RK_GRU_BEFORE] = RK_CELL(gru_before, gru, gru_before),
     },
     {RK_CAT(rk_step, RK_CAT(ISA, _f32)), RK_CAT(rk_step, RK_CAT(ISA, _f64))},
+    {RK_CAT(rk_gemm_rows, RK_CAT(ISA, _f32)), RK_CAT(rk_gemm_rows, RK_CAT(ISA, _f64))},
 };
 #undef RK_ENTRY
 #undef RK_CELL
