@@ -40,16 +40,17 @@ CHOICES = ("auto", "compiled", "numpy")
 ENV_THREADS = "RNNKIT_NUM_THREADS"
 
 #: The fewest batch rows (one tile of the AVX-512 micro-kernel), and multiply-adds of the
-#: recurrent products (about 0.15 ms on one core), worth a thread of their own. Measured on a
+#: recurrent products (about 0.4 ms on one core), worth a thread of their own. Measured on a
 #: shared 2-core virtual machine: starting a thread costs tens of microseconds, waking an idle
 #: CPU up to a millisecond, and a helper thread competing with other processes slowed short
 #: calls down; long calls gained up to 1.8x on the loops. The threshold was 250M (2 ms) while
 #: NumPy's BLAS ran the products around the loops: its threads, still spinning after a product,
-#: took the core a helper needed. With the products compiled too, 20M made an LSTM training
-#: step at T=100, B=32, D=64, H=128 20 % faster (9.4 -> 7.5 ms) and changed nothing at B=16
-#: (one thread still) or at B=20, H=650 (two threads already).
+#: took the core a helper needed. With the products compiled too, 60M made LSTM and GRU training
+#: steps at T=100, B=32, D=64, H=128 about 20 % faster (LSTM 12.6 -> 10.0 ms, GRU 11.8 -> 9.3)
+#: and changed nothing at B=16 (one thread still) or at B=20, H=650 (two already); at 20M the
+#: RNN's loops there (52M) took two threads and the step twice as long (3.2 -> 7 ms).
 MIN_ROWS_PER_THREAD = 6
-MIN_WORK_PER_THREAD = 20_000_000
+MIN_WORK_PER_THREAD = 60_000_000
 
 _module: ModuleType | None = None  # the extension, once loaded
 _reason: str | None = None  # why the extension is unavailable, once tried
