@@ -335,36 +335,9 @@ def test_lm_train_sample_eval(tmp_path):
     run = tmp_path / "runs" / "m"
     for name in ("config.toml", "metrics.csv", "checkpoint.ckpt", "model.rnnkit", "samples.txt"):
         assert (run / name).exists(), name
-    proc = rnnkit(
-        "lm",
-        "sample",
-        "--run",
-        run,
-        "--prime",
-        "the ",
-        "--length",
-        30,
-        "--seed",
-        1,
-        "--top-k",
-        3,
-        cwd=tmp_path,
-    )
-    again = rnnkit(
-        "lm",
-        "sample",
-        "--run",
-        run,
-        "--prime",
-        "the ",
-        "--length",
-        30,
-        "--seed",
-        1,
-        "--top-k",
-        3,
-        cwd=tmp_path,
-    )
+    sample = ("lm", "sample", "--run", run, "--prime", "the ", "--length", 30, "--seed", 1)
+    proc = rnnkit(*sample, "--top-k", 3, cwd=tmp_path)
+    again = rnnkit(*sample, "--top-k", 3, cwd=tmp_path)
     assert proc.stdout == again.stdout and len(proc.stdout.strip()) >= 30
     other = write(tmp_path / "other.txt", "THE QUICK DOG ZZZ")
     proc = rnnkit("lm", "eval", "--run", run, "--text", other, cwd=tmp_path)

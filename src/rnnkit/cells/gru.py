@@ -207,9 +207,10 @@ class GRUCell(StepCell):
             raise ValueError(f"reset must be 'after' or 'before', got {reset!r}")
         self.reset = reset
         if recurrence is None:
+            from rnnkit import kernels
             from rnnkit.kernels import gru as compiled  # here: rnnkit.kernels imports this module
 
-            recurrence = compiled.recurrence()  # None: the NumPy reference
+            recurrence = kernels.chosen(compiled.RECURRENCE)  # None: the NumPy reference
         super().__init__(STEPS[reset], recurrence)
 
     def projection_bias(self, params: CellParams) -> np.ndarray | None:

@@ -134,9 +134,10 @@ class LSTMCell(StepCell):
 
     def __init__(self, recurrence: Recurrence | None = None) -> None:
         if recurrence is None:
+            from rnnkit import kernels
             from rnnkit.kernels import lstm as compiled  # here: rnnkit.kernels imports this module
 
-            recurrence = compiled.recurrence()  # None: the NumPy reference
+            recurrence = kernels.chosen(compiled.RECURRENCE)  # None: the NumPy reference
         super().__init__(STEP, recurrence)
 
     def prepare(self, params) -> LSTMPrepared:

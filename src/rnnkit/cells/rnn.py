@@ -104,9 +104,10 @@ class RNNCell(StepCell):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         if recurrence is None:
+            from rnnkit import kernels
             from rnnkit.kernels import rnn as compiled  # here: rnnkit.kernels imports this module
 
-            recurrence = compiled.recurrence()  # None: the NumPy reference
+            recurrence = kernels.chosen(compiled.RECURRENCE)  # None: the NumPy reference
         super().__init__(STEP, recurrence)
 
     def prepare(self, params: CellParams) -> RNNPrepared:

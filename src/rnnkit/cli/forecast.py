@@ -207,18 +207,29 @@ def forecast_predict(
     from rnnkit.tasks.forecast import RNNForecaster
 
     run = RunFolder.open(run_dir, "forecast")
-    stored = run.config()
-    series = _load(
-        csv_path or stored["csv"],
-        target or stored["target"],
-        date if date is not None else stored.get("date", ""),
-        interpolate if interpolate is not None else stored.get("interpolate", False),
-    )
+    series = _run_series(run, csv_path, target, date, interpolate)
     model = RNNForecaster.load(run.file(MODEL))
     values = model.predict(series.values, horizon=horizon)
     click.echo("step,forecast")
     for i, v in enumerate(values, start=1):
         click.echo(f"{i},{float(v)!r}")
+
+
+def _run_series(
+    run: RunFolder,
+    csv_path: str | None,
+    target: str | None,
+    date: str | None,
+    interpolate: bool | None,
+):
+    """The series the options name, each option the run's stored setting when not given."""
+    stored = run.config()
+    return _load(
+        csv_path or stored["csv"],
+        target or stored["target"],
+        date if date is not None else stored.get("date", ""),
+        interpolate if interpolate is not None else stored.get("interpolate", False),
+    )
 
 
 @forecast.command("backtest")
@@ -263,13 +274,7 @@ def forecast_backtest(
     from rnnkit.tasks.forecast import RNNForecaster
 
     run = RunFolder.open(run_dir, "forecast")
-    stored = run.config()
-    series = _load(
-        csv_path or stored["csv"],
-        target or stored["target"],
-        date if date is not None else stored.get("date", ""),
-        interpolate if interpolate is not None else stored.get("interpolate", False),
-    )
+    series = _run_series(run, csv_path, target, date, interpolate)
     params = RNNForecaster.load(run.file(MODEL)).get_params()
     params["quiet"] = quiet
     result = RNNForecaster(**params).backtest(

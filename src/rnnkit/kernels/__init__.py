@@ -45,10 +45,11 @@ ENV_THREADS = "RNNKIT_NUM_THREADS"
 #: CPU up to a millisecond, and a helper thread competing with other processes slowed short
 #: calls down; long calls gained up to 1.8x on the loops. The threshold was 250M (2 ms) while
 #: NumPy's BLAS ran the products around the loops: its threads, still spinning after a product,
-#: took the core a helper needed. With the products compiled too, 60M made LSTM and GRU training
-#: steps at T=100, B=32, D=64, H=128 about 20 % faster (LSTM 12.6 -> 10.0 ms, GRU 11.8 -> 9.3)
-#: and changed nothing at B=16 (one thread still) or at B=20, H=650 (two already); at 20M the
-#: RNN's loops there (52M) took two threads and the step twice as long (3.2 -> 7 ms).
+#: took the core a helper needed. With the products compiled too (``python benchmarks/suite.py``,
+#: training steps at T=100, B=32, D=64, H=128, in the runs of commits 1b73f4b: 250M, b836a0c:
+#: 20M and f620295: 60M): LSTM 10.3 / 7.6 / 7.7 ms, GRU 8.0 / 5.6 / 7.0 ms, RNN 3.2 / 5.0 /
+#: 3.2 ms: a second thread pays for the LSTM's and GRU's loops there (210M and 160M) and not for
+#: the RNN's (52M); nothing changed at B=16 (one thread still) or B=20, H=650 (two already).
 MIN_ROWS_PER_THREAD = 6
 MIN_WORK_PER_THREAD = 60_000_000
 
@@ -103,6 +104,12 @@ def use_compiled() -> bool:
             stacklevel=3,
         )
     return False
+
+
+def chosen(recurrence: Any) -> Any:
+    """A compiled recurrence when a new cell should use it (see :func:`use_compiled`), else
+    None: the cell keeps the NumPy reference."""
+    return recurrence if use_compiled() else None
 
 
 def set_num_threads(n: int | None) -> None:

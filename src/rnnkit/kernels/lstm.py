@@ -93,9 +93,3 @@ def backward(
 
 #: The compiled LSTM recurrence.
 RECURRENCE = Recurrence(forward, backward, "compiled")
-
-
-def recurrence() -> Recurrence | None:
-    """:data:`RECURRENCE` when a new cell should use it (see :func:`rnnkit.kernels.use_compiled`),
-    else None: the cell keeps the NumPy reference."""
-    return RECURRENCE if kernels.use_compiled() else None
