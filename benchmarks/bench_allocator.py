@@ -1,11 +1,14 @@
-"""What :func:`rnnkit.keep_freed_memory` saves: page faults and time of a training step.
+"""What recycling the large arrays saves: page faults and time of a training step.
 
-Each configuration runs in two fresh interpreters, one with glibc's default allocator settings
-and one that calls ``rnnkit.keep_freed_memory()`` first (as the ``rnnkit`` command does); each
-times ``--steps`` LSTM training steps (forward + backward, float32, T = 100) after 5 warm-up
-steps and prints the median time and the minor page faults per step. A plain script is the
-case that matters: a process that already holds a large, fragmented heap (the benchmark suite,
-with torch and JAX loaded) page-faults less to begin with.
+Each configuration runs in three fresh interpreters: 'none' (rnnkit's workspace off,
+``rnnkit.workspace.limit(0)``, and glibc's default allocator settings: every step gets fresh
+pages), 'kept' (workspace off, ``rnnkit.keep_freed_memory()`` first, as the ``rnnkit`` command
+calls it) and 'workspace' (rnnkit as it comes: :mod:`rnnkit.workspace` recycles the large
+arrays, glibc's defaults for the rest). Each times ``--steps`` LSTM training steps (forward +
+backward, float32, T = 100) after 5 warm-up steps and prints the median time and the minor page
+faults per step. A plain script is the case that matters: a process that already holds a
+large, fragmented heap (the benchmark suite, with torch and JAX loaded) page-faults less to
+begin with.
 
 Run from the repository root::
 
@@ -26,8 +29,10 @@ SIZES = ((16, 32, 64), (32, 64, 128), (64, 256, 256), (20, 650, 650))
 CHILD = """
 import json, resource, statistics, sys, time
 import numpy as np, rnnkit
-B, D, H, keep, steps = json.loads(sys.argv[1])
-if keep:
+B, D, H, mode, steps = json.loads(sys.argv[1])
+if mode != "workspace":
+    rnnkit.workspace.limit(0)
+if mode == "kept":
     assert rnnkit.keep_freed_memory()
 layer = rnnkit.LSTM(D, H, seed=0)
 rng = np.random.default_rng(0)
@@ -49,9 +54,12 @@ print(json.dumps([statistics.median(times), faults / steps]))
 """
 
 
-def run(B: int, D: int, H: int, keep: bool, steps: int) -> tuple[float, float]:
+MODES = ("none", "kept", "workspace")
+
+
+def run(B: int, D: int, H: int, mode: str, steps: int) -> tuple[float, float]:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps([B, D, H, keep, steps])],
+        [sys.executable, "-c", CHILD, json.dumps([B, D, H, mode, steps])],
         capture_output=True,
         text=True,
         check=True,
@@ -64,16 +72,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args(argv)
-    print("| B | D | H | default ms | faults/step | kept ms | faults/step | saved |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    head = " | ".join(f"{m} ms | faults/step" for m in MODES)
+    print(f"| B | D | H | {head} | workspace / none |")
+    print("| ---: | ---: | ---: |" + " ---: | ---: |" * len(MODES) + " ---: |")
     for B, D, H in SIZES:
-        t0, f0 = run(B, D, H, False, args.steps)
-        t1, f1 = run(B, D, H, True, args.steps)
-        print(
-            f"| {B} | {D} | {H} | {t0 * 1e3:.2f} | {f0:.0f} | {t1 * 1e3:.2f} | {f1:.0f} "
-            f"| {1 - t1 / t0:.0%} |",
-            flush=True,
-        )
+        runs = [run(B, D, H, mode, args.steps) for mode in MODES]
+        cells = " | ".join(f"{t * 1e3:.2f} | {f:.0f}" for t, f in runs)
+        print(f"| {B} | {D} | {H} | {cells} | {runs[2][0] / runs[0][0]:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ one run:
    high-water mark (``/proc/self/clear_refs`` = 5) and runs one more step: the peak growth is
    VmHWM - baseline, the results of the step included. glibc's mmap threshold is fixed at
    128 KiB there (``GLIBC_TUNABLES``), so that freed arrays go back to the system and the
-   number measures live memory, not the allocator's caching.
+   number measures live memory, not the allocator's caching (rnnkit's own workspace,
+   :mod:`rnnkit.workspace`, is emptied before the baseline for the same reason).
 4. **Import time** (fresh interpreters, ``time.perf_counter`` around ``import X`` inside the
    process, interleaved; min and median) and **installed size**: rnnkit and its required
    dependencies but NumPy against torch and its dependencies, from ``importlib.metadata``
@@ -399,6 +400,10 @@ def memory_child(spec: str) -> None:
         return
     del out
     gc.collect()
+    if job["impl"] in ("rnnkit", "numpy-ref"):
+        import rnnkit
+
+        rnnkit.workspace.release()  # its recycled buffers count as the step's memory
     base = _status_kib()["VmRSS"]
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current RSS
@@ -682,7 +687,9 @@ def header(s: Settings) -> list[str]:
             "rnnkit.keep_freed_memory() (--keep-freed-memory): freed memory kept for reuse"
             if s.keep_freed_memory
             else "glibc's defaults (freed arrays go back to the system; see --keep-freed-memory)"
-        ),
+        )
+        + f"; rnnkit's workspace recycles its large arrays (limit {rnnkit.workspace.limit() >> 20}"
+        " MiB, rnnkit.workspace)",
         f"timing: median of blocks alternating over {s.rounds} rounds, each block about "
         f"{s.block_target} s after a warm-up (one untimed call per implementation and "
         f"configuration first); ratio = rnnkit / peer (< 1: rnnkit faster)",

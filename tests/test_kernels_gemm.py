@@ -1,8 +1,14 @@
 """The compiled matrix products (rnnkit.kernels.gemm, ``_native.gemm``) against NumPy: random
 shapes with every edge (1, odd sizes, sizes cutting the tiles and the blocks of k, K = 1, large
 K), both transposes, with and without bias, float32 and float64, every instruction-set variant
-and 1 or more threads; row strides (slices); errors; the fallbacks of :func:`matmul`; and the
-layers that route their products through it."""
+and 1 or more threads; the row sums of op(a) beside the product; row strides (slices); errors;
+the fallbacks of :func:`matmul`; and the layers that route their products through it.
+
+The kernel takes different paths by shape, all covered by SHAPES in both types: op(a) packed
+(more than two panels of 4 vectors of columns) or read in place (up to two: N <= 128 float32
+or 64 float64 with AVX-512, N <= 64 / 32 with AVX2, 32 / 16 with SSE2), a last sliver of
+fewer than MR rows, edge panels of 1 to 4 vectors, k in one block or in several of even
+lengths, op(b) packed per block of rows (one thread) or once for all (threads)."""
 
 from __future__ import annotations
 
@@ -28,6 +34,10 @@ SHAPES = [
     (150, 40, 129),
     (6, 1100, 64),
     (301, 520, 97),
+    (40, 70, 100),  # op(a) in place, two panels (float32, AVX-512), a last sliver of 4 rows
+    (25, 1300, 20),  # several blocks of k (3 of 434 floats, 6 of 217 doubles), in place
+    (62, 90, 49),  # an edge panel of 1 to 4 vectors, by type and instruction set
+    (200, 300, 300),  # op(a) packed in blocks of rows (MC = 24 MR), five panels
 ]
 
 
@@ -49,12 +59,24 @@ def _assert_close(out, ref, dtype):
     assert err <= KERNEL_RTOL[dtype], err
 
 
-def _check(native, M, K, N, trans_a, trans_b, with_bias, dtype, threads, rng):
+def _assert_row_sums(row_sums, a, trans_a, dtype):
+    """row_sums against the float64 sums of op(a), relative to the sums of |op(a)| (a sum of
+    random values cancels: its own size says nothing of the rounding)."""
+    A = (a.T if trans_a else a).astype(np.float64)
+    scale = max(float(np.abs(A).sum(axis=1).max()), 1e-300)
+    err = float(np.abs(row_sums - A.sum(axis=1)).max()) / scale
+    assert row_sums.dtype == dtype and err <= KERNEL_RTOL[dtype], err
+
+
+def _check(native, M, K, N, trans_a, trans_b, with_bias, dtype, threads, rng, sums=False):
     a, b, bias = _operands(M, K, N, trans_a, trans_b, dtype, rng)
     bias = bias if with_bias else None
     out = np.full((M, N), np.nan, dtype=dtype)
-    native.gemm(a, trans_a, b, trans_b, bias, out, threads)
+    row_sums = np.full(M, np.nan, dtype=dtype) if sums else None
+    native.gemm(a, trans_a, b, trans_b, bias, out, threads, row_sums)
     _assert_close(out, _reference(a, b, trans_a, trans_b, bias), dtype)
+    if sums:
+        _assert_row_sums(row_sums, a, trans_a, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -65,7 +87,7 @@ def _check(native, M, K, N, trans_a, trans_b, with_bias, dtype, threads, rng):
 def test_gemm_matches_numpy(native, dtype, shape, trans):
     rng = np.random.default_rng([*shape, *trans])
     for with_bias in (False, True):
-        _check(native, *shape, *trans, with_bias, dtype, 1, rng)
+        _check(native, *shape, *trans, with_bias, dtype, 1, rng, sums=with_bias)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -75,17 +97,37 @@ def test_gemm_every_instruction_set(native, every_isa, dtype):
         assert native.isa(name)[0] == name
         for shape in SHAPES:
             for trans in [(0, 1), (0, 0), (1, 0)]:
-                _check(native, *shape, *trans, True, dtype, 1, rng)
+                _check(native, *shape, *trans, True, dtype, 1, rng, sums=True)
+                _check(native, *shape, *trans, False, dtype, 2, rng, sums=True)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("threads", [2, 3, 8])
 def test_gemm_threads(native, dtype, threads):
-    """Rows split into blocks of whole tiles: fewer rows than threads, and a ragged last block."""
+    """Rows split into blocks of whole tiles, sharing one packing of op(b) (every block of k):
+    fewer rows than threads, a ragged last block, op(a) packed or read in place, several
+    blocks of k; each block's rows of the row sums."""
     rng = np.random.default_rng(threads)
-    for shape in [(1, 5, 9), (7, 30, 70), (100, 300, 65), (613, 290, 130)]:
+    shapes = [(1, 5, 9), (7, 30, 70), (100, 300, 65), (613, 290, 130), (97, 1100, 40)]
+    for shape in [*shapes, (150, 600, 300)]:
         for trans in [(0, 1), (0, 0), (1, 0)]:
-            _check(native, *shape, *trans, True, dtype, threads, rng)
+            _check(native, *shape, *trans, True, dtype, threads, rng, sums=True)
+            _check(native, *shape, *trans, False, dtype, threads, rng)
+
+
+def test_gemm_row_sums_lose_nothing_to_float32(native):
+    """float32 row sums add up in double: 1e8 then 4096 ones (of each row of op(a)) is exactly
+    100004096 (a float32, a multiple of 8), where a float32 sum stays at 1e8 after each 1."""
+    for trans_a in (False, True):
+        for threads in (1, 2):
+            A = np.ones((150, 4097), dtype=np.float32)  # op(a): two blocks of k, both paths
+            A[:, 0] = 1e8
+            a = np.ascontiguousarray(A.T) if trans_a else A
+            for N in (30, 300):
+                b = np.ones((4097, N), dtype=np.float32)
+                out, row_sums = np.empty((150, N), dtype=np.float32), np.zeros(150, np.float32)
+                native.gemm(a, trans_a, b, False, None, out, threads, row_sums)
+                np.testing.assert_array_equal(row_sums, np.float32(100_004_096))
 
 
 def test_gemm_strided_rows(native):
@@ -118,6 +160,16 @@ def test_gemm_refuses_bad_arguments(native):
         native.gemm(a[:, ::2], False, b[:2], False, None, np.empty((3, 5)), 1)
     with pytest.raises(ValueError, match="dimension 0 must be 5"):
         native.gemm(a, False, b, False, np.ones(4), np.empty((3, 5)), 1)
+    with pytest.raises(ValueError, match="row_sums: dimension 0 must be 3"):
+        native.gemm(a, False, b, False, None, np.empty((3, 5)), 1, np.empty(4))
+    with pytest.raises(ValueError, match="row_sums must have 1 dimensions"):
+        native.gemm(a, False, b, False, None, np.empty((3, 5)), 1, np.empty((3, 1)))
+    with pytest.raises(TypeError, match="row_sums must have item format 'd'"):
+        native.gemm(a, False, b, False, None, np.empty((3, 5)), 1, np.empty(3, np.float32))
+    read_only = np.empty(3)
+    read_only.flags.writeable = False
+    with pytest.raises(TypeError, match="row_sums must be a writable C-contiguous array"):
+        native.gemm(a, False, b, False, None, np.empty((3, 5)), 1, read_only)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -140,6 +192,44 @@ def test_matmul_kernel_and_fallbacks(native, dtype):
         np.testing.assert_array_equal(got, x @ w.T)
     with pytest.raises(ValueError, match="do not multiply"):
         gemm.matmul(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matmul_row_sums(native, dtype):
+    """row_sums on the kernel's path (every transpose) and on each of NumPy's, where it is
+    exactly ``op(a).sum(axis=1)``; a row_sums that does not fit is refused."""
+    rng = np.random.default_rng(12)
+    for trans_a, trans_b in [(True, False), (False, True), (False, False)]:
+        a, b, bias = _operands(300, 900, 200, trans_a, trans_b, dtype, rng)
+        assert gemm.worth_it(300, 900, 200) and gemm.covers(a, b, bias)
+        row_sums = np.full(300, np.nan, dtype=dtype)
+        out = gemm.matmul(a, b, trans_a=trans_a, trans_b=trans_b, bias=bias, row_sums=row_sums)
+        _assert_close(out, _reference(a, b, trans_a, trans_b, bias), dtype)
+        _assert_row_sums(row_sums, a, trans_a, dtype)
+    a, b, _ = _operands(300, 900, 200, True, False, dtype, rng)
+    other = np.float64 if dtype == np.float32 else np.float32
+    small = (a[:5, :4], b[:5, :3])
+    cases = [
+        (a[:, ::2], b[:, ::2], np.empty(150, dtype)),  # non-contiguous rows
+        (a.astype(np.float16), b.astype(np.float16), np.empty(300, np.float16)),  # float16
+        (a, b.astype(other), np.empty(300, dtype)),  # mixed dtypes
+        (a[:0], b[:0], np.empty(300, dtype)),  # K = 0: sums of nothing
+        (*small, np.empty(4, dtype)),  # too small to be worth it
+        (a, b, np.empty(600, dtype)[::2]),  # a row_sums that is not contiguous
+    ]
+    for x, w, row_sums in cases:
+        K, M, N = *x.shape, w.shape[1]
+        assert not (gemm.covers(x, w, None, row_sums) and gemm.worth_it(M, K, N))
+        row_sums[:] = np.nan
+        got = gemm.matmul(x, w, trans_a=True, row_sums=row_sums)
+        np.testing.assert_array_equal(got, x.T @ w)
+        np.testing.assert_array_equal(row_sums, x.T.sum(axis=1))
+    with pytest.raises(ValueError, match=r"row_sums must have shape \(300,\), got \(299,\)"):
+        gemm.matmul(a, b, trans_a=True, row_sums=np.empty(299, dtype))
+    with pytest.raises(TypeError, match=f"row_sums must be a {np.dtype(dtype)} array, got"):
+        gemm.matmul(a, b, trans_a=True, row_sums=np.empty(300, other))
+    with pytest.raises(TypeError, match=r"row_sums must be a .* array, got list"):
+        gemm.matmul(a, b, trans_a=True, row_sums=[0.0] * 300)
 
 
 def test_cell_products_route_through_the_kernel(native, monkeypatch):

@@ -17,12 +17,6 @@ from rnnkit.kernels import step as kstep
 RTOL = {np.float64: 1e-12, np.float32: 2e-5}
 
 
-@pytest.fixture
-def native():
-    if kernels.native() is None:
-        pytest.skip(f"compiled kernels unavailable: {kernels.reason()}")
-
-
 def _stream(layer, xs, state):
     """Step through xs (T, B, D); the outputs (T, B, H) and the last state."""
     ys = []
@@ -56,6 +50,20 @@ def test_compiled_step_matches_the_sequence(native, kind, dtype, L, B, D, H, rng
     layer = make_layer(kind, D, H, L, dtype=dtype, dropout=0.3)
     _check_stream(layer, 6, B, rng)
     assert layer._step_plan is not None  # the compiled step ran
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_step_every_instruction_set(native, every_isa, dtype, rng):
+    """The matrix-vector products fold blocks of one vector of rows at a time: rows past the
+    last whole block (G H = 84, 63 or 21 rows) and inputs past the last whole vector (D = 37,
+    H = 21), and exact multiples of every width (D = H = 64), in every variant for this CPU."""
+    for name in every_isa:
+        assert native.isa(name)[0] == name
+        for kind in KINDS:
+            for D, H in [(37, 21), (64, 64)]:
+                layer = make_layer(kind, D, H, 2, dtype=dtype)
+                _check_stream(layer, 4, 2, rng)
+                assert layer._step_plan is not None
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

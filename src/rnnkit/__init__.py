@@ -8,7 +8,7 @@ backpropagation through time derived and written by hand, in NumPy.
 ((7, 2, 5), (2, 2, 5))
 """
 
-from rnnkit import cells, checkpoint, data, init, losses, nn, optim, training
+from rnnkit import cells, checkpoint, data, init, losses, nn, optim, training, workspace
 from rnnkit.gradcheck import gradcheck
 from rnnkit.memory import keep_freed_memory
 from rnnkit.nn import (
@@ -50,4 +50,5 @@ __all__ = [
     "nn",
     "optim",
     "training",
+    "workspace",
 ]

@@ -56,6 +56,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from rnnkit import workspace
 from rnnkit.cells import loop
 from rnnkit.kernels import gemm
 
@@ -244,8 +245,9 @@ class StepCell(Cell):
         self, dgh: np.ndarray, h_in: np.ndarray, saved: tuple, has_bias: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """dL/dW_hh and dL/db_hh from dL/d(h_in W_hh^T + b_hh) (T, B, G) and h_in (T, B, H)."""
-        dW_hh = outer_sum(dgh, h_in, self.matmul)  # (G, H)
-        return dW_hh, (dgh.sum(axis=(0, 1)) if has_bias else None)
+        db_hh = np.empty(dgh.shape[-1], dtype=dgh.dtype) if has_bias else None  # (G,)
+        dW_hh = outer_sum(dgh, h_in, self.matmul, db_hh)  # (G, H)
+        return dW_hh, db_hh
 
     @property
     def matmul(self) -> MatMul:
@@ -279,7 +281,11 @@ class StepCell(Cell):
         h_in = previous_states(cache.state0[0], cache.states[0])  # (T, B, H)
         if cache.reg is not None and cache.reg.h_drop is not None:
             h_in = h_in * cache.reg.h_drop
-        dW_hh, db_hh = self.recurrent_grads(da if dgh is None else dgh, h_in, cache.saved, has_bias)
+        if dgh is None:  # the recurrent products' gradient is da itself: db_hh = db_ih
+            dW_hh, _ = self.recurrent_grads(da, h_in, cache.saved, False)
+            db_hh = None if db_ih is None else db_ih.copy()
+        else:
+            dW_hh, db_hh = self.recurrent_grads(dgh, h_in, cache.saved, has_bias)
         return dx, dstate0, CellGrads(dW_ih, dW_hh, db_ih, db_hh)
 
 
@@ -321,23 +327,32 @@ def project(
     return out
 
 
-def outer_sum(dg: np.ndarray, a: np.ndarray, matmul: MatMul = None) -> np.ndarray:
+def outer_sum(
+    dg: np.ndarray, a: np.ndarray, matmul: MatMul = None, sums: np.ndarray | None = None
+) -> np.ndarray:
     """Sum over time and batch of the outer products dg_t^T a_t, as one matrix product.
 
-    This is the weight gradient of ``a_t W^T`` given dL/d(a_t W^T) = dg_t.
+    This is the weight gradient of ``a_t W^T`` given dL/d(a_t W^T) = dg_t; with ``sums`` (N,)
+    given, the sum over time and batch of dg_t, the gradient of a bias added to ``a_t W^T``, is
+    written into it (the compiled product adds it up on its one pass over dg).
     Args: dg (T, B, N), a (T, B, M); ``matmul`` the product to use (None: NumPy).
     Returns (N, M).
     """
     T, B, N = dg.shape
     dg2, a2 = dg.reshape(T * B, N), a.reshape(T * B, a.shape[-1])  # (T B, N), (T B, M)
     if matmul is not None:
-        return matmul(dg2, a2, trans_a=True)
+        return matmul(dg2, a2, trans_a=True, row_sums=sums)
+    if sums is not None:
+        dg2.sum(axis=0, out=sums)
     return dg2.T @ a2
 
 
 def previous_states(h0: np.ndarray, hs: np.ndarray) -> np.ndarray:
     """The state entering each step: (h0, h_0, ..., h_{T-2}), shape (T, B, H)."""
-    return np.concatenate([h0[None], hs[:-1]], axis=0)
+    out = workspace.empty(hs.shape, np.result_type(h0, hs))  # (T, B, H)
+    out[0] = h0
+    out[1:] = hs[:-1]
+    return out
 
 
 def input_grads(
@@ -349,6 +364,6 @@ def input_grads(
     dxg2 = dxg.reshape(T * B, N)  # (T B, N)
     dx = dxg2 @ W_ih if matmul is None else matmul(dxg2, W_ih)  # (T B, D)
     dx = dx.reshape(T, B, W_ih.shape[1])  # (T, B, D)
-    dW_ih = outer_sum(dxg, x, matmul)  # (N, D)
-    db_ih = dxg.sum(axis=(0, 1)) if has_bias else None  # (N,)
+    db_ih = np.empty(N, dtype=dxg.dtype) if has_bias else None  # (N,)
+    dW_ih = outer_sum(dxg, x, matmul, db_ih)  # (N, D)
     return dx, dW_ih, db_ih

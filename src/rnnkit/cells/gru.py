@@ -232,10 +232,14 @@ class GRUCell(StepCell):
         s = GRUGates.of(h_in.shape[-1])
         r = saved[0][..., s.r]  # (T, B, H)
         mm = self.matmul
+        db_hh = np.empty(dgh.shape[-1], dtype=dgh.dtype) if has_bias else None  # (3H,)
         dW_hh = np.concatenate(
-            [outer_sum(dgh[..., s.rz], h_in, mm), outer_sum(dgh[..., s.n], r * h_in, mm)]
+            [
+                outer_sum(dgh[..., s.rz], h_in, mm, None if db_hh is None else db_hh[s.rz]),
+                outer_sum(dgh[..., s.n], r * h_in, mm, None if db_hh is None else db_hh[s.n]),
+            ]
         )  # (3H, H): the n rows multiply r * h_in
-        return dW_hh, (dgh.sum(axis=(0, 1)) if has_bias else None)
+        return dW_hh, db_hh
 
     def __repr__(self) -> str:
         return f"GRUCell(reset={self.reset!r})"

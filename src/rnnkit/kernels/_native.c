@@ -85,13 +85,18 @@ typedef struct {
 typedef void (*rk_block_fn)(const void *args, int64_t b0, int64_t b1);
 
 /* A matrix product c (M, N) = op(a) (M, K) op(b) (K, N) + bias (gemm.h): op(a) (i, k) at
- * a[i rsa + k csa], op(b) (k, j) at b[k rsb + j csb], c row-major (leading dimension ldc). */
+ * a[i rsa + k csa], op(b) (k, j) at b[k rsb + j csb], c row-major (leading dimension ldc);
+ * and the row sums of op(a), sum_k op(a) (i, k), added up as op(a) is read for the product. */
 typedef struct {
     int64_t M, N, K;
     const void *a, *b, *bias; /* bias: (N,) added to every row, or NULL */
     int64_t rsa, csa, rsb, csb, ldc;
     void *c;
-    int failed; /* set by a block that could not allocate its buffers */
+    void *row_sums;    /* (M,): receives the row sums of op(a), or NULL */
+    rk_block_fn rows;  /* the product's block function (gemm.h), for rk_gemm_share_b */
+    const void *bpack; /* op(b) packed once for every block of rows, or NULL */
+    void *bpack_base;  /* its allocation, freed by the entry point */
+    int failed;        /* set by a block (or the packing of op(b)) short of memory */
 } rk_gemm_args;
 
 /* One cell's loops in one type, each direction's [0] forward, [1] backward. */
@@ -670,17 +675,38 @@ static void *rk_matrix(rk_views *v, PyObject *obj, const char *name, char kind, 
     return view->buf;
 }
 
+/* The pack hook of rk_run_blocks for a product: the block function, called with the rows
+ * (-1, -1), packs op(b) whole into g->bpack, once for every block (gemm.h), on the calling
+ * thread while the helpers start. */
+static void rk_gemm_share_b(const void *args, int64_t unused, void *unused_too)
+{
+    (void)unused;
+    (void)unused_too;
+    const rk_gemm_args *g = args;
+    g->rows(args, -1, -1);
+}
+
+/* Blocks of rows per thread: more balance the threads when one starts late; with op(b)
+ * packed once they cost only the edges of their tiles (1 and 4 measured no better). */
+#ifndef RK_GEMM_SHARE_BYTES
+#define RK_GEMM_SHARE_BYTES (8 << 20)
+#endif
+#ifndef RK_GEMM_BLOCKS
+#define RK_GEMM_BLOCKS 2
+#endif
+
 PyDoc_STRVAR(gemm_doc,
-             "gemm(a, trans_a, b, trans_b, bias, out, threads)\n--\n\n"
-             "out = op(a) @ op(b) (+ bias), op(x) = x.T if trans_x else x.\n"
+             "gemm(a, trans_a, b, trans_b, bias, out, threads, row_sums=None)\n--\n\n"
+             "out = op(a) @ op(b) (+ bias), op(x) = x.T if trans_x else x; and, unless "
+             "row_sums is None, row_sums[i] = sum_k op(a)[i, k].\n"
              "a, b, out 2-D float32 or float64 (one type) with contiguous rows; bias (N,) "
-             "contiguous or None.");
+             "contiguous or None; row_sums (M,) writable, contiguous, or None.");
 
 static PyObject *gemm(PyObject *self, PyObject *args)
 {
-    PyObject *ao, *bo, *biaso, *oo;
+    PyObject *ao, *bo, *biaso, *oo, *rso = Py_None;
     int ta, tb, threads;
-    if (!PyArg_ParseTuple(args, "OpOpOOi", &ao, &ta, &bo, &tb, &biaso, &oo, &threads))
+    if (!PyArg_ParseTuple(args, "OpOpOOi|O", &ao, &ta, &bo, &tb, &biaso, &oo, &threads, &rso))
         return NULL;
     char k;
     if (real_kind(ao, &k) < 0)
@@ -719,15 +745,28 @@ static PyObject *gemm(PyObject *self, PyObject *args)
         if (!g.bias)
             goto fail;
     }
-    /* two blocks of rows per thread, of whole tiles */
+    if (rso != Py_None) {
+        int64_t m1[1] = {g.M};
+        g.row_sums = get(&v, rso, "row_sums", k, 1, 1, m1);
+        if (!g.row_sums)
+            goto fail;
+    }
+    /* RK_GEMM_BLOCKS blocks of rows per thread, of whole tiles */
     int most = threads < 1 ? 1 : threads < RK_MAX_THREADS ? threads : RK_MAX_THREADS;
-    int64_t rows = (g.M + 2 * most - 1) / (2 * most);
+    int64_t rows = (g.M + RK_GEMM_BLOCKS * most - 1) / (RK_GEMM_BLOCKS * most);
     rows = (rows + 5) / 6 * 6;
     int failed;
-    rk_block_fn fn = rk_active->gemm[k == 'f' ? 0 : 1];
+    g.rows = rk_active->gemm[k == 'f' ? 0 : 1];
+    /* on more than one block, op(b) is packed once, while the helpers start; unless it is
+     * too large to stay in L3 (float64 (12800, 512) = 52 MB: measured 14% slower shared, each
+     * block's packing of one block of k at a time is then still in L2 when read) */
+    int share = most > 1 && rows < g.M &&
+                g.K * (g.N + 63) * (k == 'f' ? 4 : 8) <= RK_GEMM_SHARE_BYTES;
     Py_BEGIN_ALLOW_THREADS
-    failed = rk_run_blocks(fn, &g, g.M, rows, most, NULL, NULL, 0, NULL);
+    failed = rk_run_blocks(g.rows, &g, g.M, rows, most, share ? rk_gemm_share_b : NULL, &g, 0,
+                           NULL);
     Py_END_ALLOW_THREADS
+    free(g.bpack_base);
     if (failed || g.failed) {
         PyErr_NoMemory();
         goto fail;

@@ -17,17 +17,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import kernels
+from rnnkit import kernels, workspace
 
-#: Multiply-adds worth a second thread (about 0.1 ms on one core): a product splits its rows
-#: between threads with no synchronisation, so the threads pay off much earlier than in the
-#: time loops (see :data:`rnnkit.kernels.MIN_WORK_PER_THREAD`).
-MIN_WORK_PER_THREAD = 10_000_000
-#: Below these, NumPy's BLAS is as fast or faster (measured with benchmarks/bench_gemm.py): the
-#: kernel's tiles are 4 vectors wide (64 float32 columns with AVX-512), so a narrower product
-#: wastes most of each tile, and a small one is over before the packing pays off.
-MIN_COLUMNS = 64
-MIN_WORK = 50_000_000
+#: Multiply-adds worth a second thread (about 0.05 ms on one core): a product splits its rows
+#: between threads with no synchronisation, and packs op(b) once while the helper wakes up, so
+#: the threads pay off much earlier than in the time loops (see
+#: :data:`rnnkit.kernels.MIN_WORK_PER_THREAD`). benchmarks/bench_gemm.py --quick (float32,
+#: AVX-512, medians): with 5M instead of 10M, the 13M products of B16 D32 H64 take two threads,
+#: project 225 -> 251 and input_grads 239 -> 254 GFLOP/s; with 4M, the 9.8M project of the GRU
+#: at B16 D32 H64 too (221-224 -> 239-250, ratio to NumPy 1.04 -> 0.95); with 3M, the 6.5M
+#: outer_sum h of B1 D64 H128 would too, and ran slower (243 -> 205).
+MIN_WORK_PER_THREAD = 4_000_000
+#: Below these, NumPy's BLAS is as fast or faster (benchmarks/bench_gemm.py --quick, float32,
+#: AVX-512, 2 cores; ratio = kernel / NumPy time, over four runs). The narrowest products of
+#: the suite, 32 columns (input_grads and outer_sum x of B16 D32 H64, LSTM and GRU), ran at
+#: 0.83-0.96, since the tiles of an edge panel run only the vectors they need and op(a) is read
+#: in place (they ran at 2-3 before). The smallest, 3.3M multiply-adds (B1 D64 H128: 100 rows,
+#: or K = 100), at 0.76-0.91, except project (100, 64) x (64, 512), a draw at 0.95-1.12 (NumPy's
+#: own times vary by 15% there): the layer as a whole gains. Narrower or smaller products were
+#: not measured: they stay with NumPy.
+MIN_COLUMNS = 32
+MIN_WORK = 3_000_000
 
 _REALS = (np.float32, np.float64)
 
@@ -38,14 +48,23 @@ def _rows_contiguous(a: np.ndarray) -> bool:
     return s1 == a.itemsize and s0 >= a.shape[1] * a.itemsize and s0 % a.itemsize == 0
 
 
-def covers(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> bool:
+def covers(
+    a: np.ndarray,
+    b: np.ndarray,
+    bias: np.ndarray | None = None,
+    row_sums: np.ndarray | None = None,
+) -> bool:
     """Whether the kernel computes a product of these operands (2-D, float32 or float64, one
-    dtype, non-empty, contiguous rows; a contiguous bias of the same dtype)."""
+    dtype, non-empty, contiguous rows; a contiguous bias and a contiguous, writable row_sums
+    of the same dtype)."""
     if kernels.native() is None or a.ndim != 2 or b.ndim != 2:
         return False
     if a.dtype not in _REALS or b.dtype != a.dtype or not (a.size and b.size):
         return False
-    if bias is not None and (bias.dtype != a.dtype or not bias.flags.c_contiguous):
+    for vector in (bias, row_sums):
+        if vector is not None and (vector.dtype != a.dtype or not vector.flags.c_contiguous):
+            return False
+    if row_sums is not None and not row_sums.flags.writeable:
         return False
     return _rows_contiguous(a) and _rows_contiguous(b)
 
@@ -67,10 +86,24 @@ def matmul(
     trans_a: bool = False,
     trans_b: bool = False,
     bias: np.ndarray | None = None,
+    row_sums: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``op(a) @ op(b) (+ bias)``, with ``op(x) = x.T`` when ``trans_x``, else ``x``.
+    r"""``op(a) @ op(b) (+ bias)``, with ``op(x) = x.T`` when ``trans_x``, else ``x``; and,
+    into ``row_sums`` when given, the sums of the rows of ``op(a)``:
 
-    Args: a (M, K) or (K, M) transposed, b (K, N) or (N, K) transposed, bias (N,) or None.
+    .. math::
+
+        c_{ij} = \sum_k \mathrm{op}(a)_{ik} \mathrm{op}(b)_{kj} (+ \mathrm{bias}_j),
+        \qquad \mathrm{row\_sums}_i = \sum_k \mathrm{op}(a)_{ik}
+
+    For the weight gradient ``dW = da^T x`` (``trans_a``) the row sums are the bias gradient
+    ``db = sum over time and batch of da``: the kernel adds them up as it brings each block of
+    ``op(a)`` into cache for the product (while it packs it, or just before its tiles read it
+    in place), in float64, so that a float32 sum over a long ``K = T B`` loses nothing; no
+    other pass over ``da`` from memory. NumPy's fallback computes ``op(a).sum(axis=1)``.
+
+    Args: a (M, K) or (K, M) transposed, b (K, N) or (N, K) transposed, bias (N,) or None,
+    row_sums (M,) of a's dtype, written in place, or None.
     Returns (M, N), a new C-contiguous array.
     """
     A = a.T if trans_a else a  # (M, K)
@@ -78,11 +111,19 @@ def matmul(
     if A.shape[1] != Bm.shape[0]:
         raise ValueError(f"op(a) {A.shape} and op(b) {Bm.shape} do not multiply")
     M, K, N = A.shape[0], A.shape[1], Bm.shape[1]
-    if not (worth_it(M, K, N) and covers(a, b, bias)):
+    if row_sums is not None:
+        if not isinstance(row_sums, np.ndarray) or row_sums.dtype != a.dtype:
+            got = row_sums.dtype if isinstance(row_sums, np.ndarray) else type(row_sums).__name__
+            raise TypeError(f"row_sums must be a {a.dtype} array, got {got}")
+        if row_sums.shape != (M,):
+            raise ValueError(f"row_sums must have shape ({M},), got {row_sums.shape}")
+    if not (worth_it(M, K, N) and covers(a, b, bias, row_sums)):
         out = A @ Bm
         if bias is not None:
             out += bias
+        if row_sums is not None:
+            A.sum(axis=1, out=row_sums)
         return out
-    out = np.empty((M, N), dtype=a.dtype)
-    kernels.native().gemm(a, trans_a, b, trans_b, bias, out, threads_for(M * K * N))
+    out = workspace.empty((M, N), a.dtype)
+    kernels.native().gemm(a, trans_a, b, trans_b, bias, out, threads_for(M * K * N), row_sums)
     return out

@@ -8,7 +8,8 @@ parameters (:class:`~rnnkit.cells.gru.GRUAfterPrepared` or
 gates (T, B, 3H) in the order r, z, n, and for reset "after" also W_hn h_prev + b_hn (T, B, H).
 Backward returns (da (T, B, 3H), dgh, (dh0,)) with dgh the gradient of the recurrent product
 (T, B, 3H) for reset "after" and None for reset "before". The loops themselves are C
-(``_native.c``, ``gru_loops.h``); this module checks and lays out the arrays.
+(``_native.c``, ``gru_loops.h``); this module checks and lays out the arrays (the large ones
+recycled by :mod:`rnnkit.workspace`).
 
 Falls back to the NumPy loops (silently: the result is the same) for what the kernel does not
 cover (see :func:`rnnkit.kernels.covers`): regularisation inside the recurrence (recurrent
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit import kernels
+from rnnkit import kernels, workspace
 from rnnkit.cells import loop
 from rnnkit.cells.base import Recurrence, Step
 from rnnkit.cells.gru import STEPS, GRUAfterPrepared, GRUBeforePrepared
@@ -55,8 +56,8 @@ def forward(
     if not kernels.covers(xg.dtype, (T, B, H), reg):
         return loop.forward(_step(P), xg, state0, P, mask, reg)
     dt = xg.dtype
-    hs = np.empty((T, B, H), dtype=dt)
-    gates = np.empty((T, B, G), dtype=dt)
+    hs = workspace.empty((T, B, H), dt)
+    gates = workspace.empty((T, B, G), dt)
     inputs = (
         np.ascontiguousarray(xg),
         np.ascontiguousarray(state0[0], dtype=dt),  # (B, H)
@@ -67,7 +68,7 @@ def forward(
         kernels.native().gru_before_forward(*inputs, m, hs, gates, threads)
         return (hs,), (gates,)
     b_hh = np.zeros(G, dtype=dt) if P.b_hh is None else np.ascontiguousarray(P.b_hh, dtype=dt)
-    hn = np.empty((T, B, H), dtype=dt)
+    hn = workspace.empty((T, B, H), dt)
     kernels.native().gru_after_forward(*inputs, b_hh, m, hs, gates, hn, threads)
     return (hs,), (gates, hn)
 
@@ -88,7 +89,7 @@ def backward(
     if not kernels.covers(gates.dtype, (T, B, H), reg):
         return loop.backward(_step(P), dhs, dstate_T, states, state0, saved, P, mask, reg)
     dt, G = gates.dtype, 3 * H
-    da = np.empty((T, B, G), dtype=dt)
+    da = workspace.empty((T, B, G), dt)
     dh0 = np.empty((B, H), dtype=dt)
     inputs = (
         np.ascontiguousarray(dhs, dtype=dt),
@@ -101,7 +102,7 @@ def backward(
     if isinstance(P, GRUBeforePrepared):
         kernels.native().gru_before_backward(*inputs, _w_hh(P, dt), m, da, dh0, threads)
         return da, None, (dh0,)
-    dgh = np.empty((T, B, G), dtype=dt)
+    dgh = workspace.empty((T, B, G), dt)
     hn = np.ascontiguousarray(saved[1], dtype=dt)
     kernels.native().gru_after_backward(*inputs, hn, _w_hh(P, dt), m, da, dgh, dh0, threads)
     return da, dgh, (dh0,)

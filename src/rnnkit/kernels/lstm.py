@@ -4,7 +4,8 @@ Same arguments, results and layouts as the NumPy reference loops run with the LS
 (:mod:`rnnkit.cells.loop`, :mod:`rnnkit.cells.lstm`): states (h, c) each (T, B, H), saved
 (activated gates (T, B, 4H) in the order i, f, g, o; tanh(c) (T, B, H)); backward returns
 (da (T, B, 4H), None, (dh0, dc0)). The loops themselves are C (``_native.c``,
-``lstm_loops.h``); this module checks and lays out the arrays.
+``lstm_loops.h``); this module checks and lays out the arrays (the large ones
+recycled by :mod:`rnnkit.workspace`).
 
 Falls back to the NumPy loops (silently: the result is the same) for what the kernel does not
 cover: regularisation inside the recurrence (recurrent dropout, zoneout), dtypes other than
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit import kernels
+from rnnkit import kernels, workspace
 from rnnkit.cells import loop
 from rnnkit.cells.base import Recurrence
 from rnnkit.cells.lstm import STEP, LSTMPrepared
@@ -38,8 +39,8 @@ def forward(
     if not kernels.covers(xg.dtype, (T, B, H), reg):
         return loop.forward(STEP, xg, state0, P, mask, reg)
     dt = xg.dtype
-    hs, cs, tanh_c = (np.empty((T, B, H), dtype=dt) for _ in range(3))
-    gates = np.empty((T, B, G), dtype=dt)
+    hs, cs, tanh_c = (workspace.empty((T, B, H), dt) for _ in range(3))
+    gates = workspace.empty((T, B, G), dt)
     kernels.native().lstm_forward(
         np.ascontiguousarray(xg),
         np.ascontiguousarray(state0[0], dtype=dt),  # (B, H)
@@ -71,7 +72,7 @@ def backward(
     if not kernels.covers(gates.dtype, (T, B, H), reg):
         return loop.backward(STEP, dhs, dstate_T, states, state0, saved, P, mask, reg)
     dt = gates.dtype
-    da = np.empty((T, B, 4 * H), dtype=dt)
+    da = workspace.empty((T, B, 4 * H), dt)
     dh0, dc0 = np.empty((B, H), dtype=dt), np.empty((B, H), dtype=dt)
     kernels.native().lstm_backward(
         np.ascontiguousarray(dhs, dtype=dt),

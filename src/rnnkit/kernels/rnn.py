@@ -6,7 +6,8 @@ Same arguments, results and layouts as the NumPy reference loops run with the RN
 parameters (:class:`~rnnkit.cells.rnn.RNNPrepared`). The state h is (T, B, H); saved: each
 step's update h~ = phi(a) (T, B, H), which differs from h only at masked steps; backward
 returns (da (T, B, H), None, (dh0,)). The loops themselves are C (``_native.c``,
-``rnn_loops.h``); this module checks and lays out the arrays.
+``rnn_loops.h``); this module checks and lays out the arrays (the large ones
+recycled by :mod:`rnnkit.workspace`).
 
 Falls back to the NumPy loops (silently: the result is the same) for what the kernel does not
 cover (see :func:`rnnkit.kernels.covers`): regularisation inside the recurrence (recurrent
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit import kernels
+from rnnkit import kernels, workspace
 from rnnkit.cells import loop
 from rnnkit.cells.base import Recurrence
 from rnnkit.cells.rnn import STEP, RNNPrepared
@@ -44,7 +45,7 @@ def forward(
     if not kernels.covers(xg.dtype, (T, B, H), reg):
         return loop.forward(STEP, xg, state0, P, mask, reg)
     dt = xg.dtype
-    hs, h_cand = np.empty((T, B, H), dtype=dt), np.empty((T, B, H), dtype=dt)
+    hs, h_cand = workspace.empty((T, B, H), dt), workspace.empty((T, B, H), dt)
     getattr(kernels.native(), _name(P, "forward"))(
         np.ascontiguousarray(xg),
         np.ascontiguousarray(state0[0], dtype=dt),  # (B, H)
@@ -73,7 +74,7 @@ def backward(
     if not kernels.covers(h_cand.dtype, (T, B, H), reg):
         return loop.backward(STEP, dhs, dstate_T, states, state0, saved, P, mask, reg)
     dt = h_cand.dtype
-    da, dh0 = np.empty((T, B, H), dtype=dt), np.empty((B, H), dtype=dt)
+    da, dh0 = workspace.empty((T, B, H), dt), np.empty((B, H), dtype=dt)
     getattr(kernels.native(), _name(P, "backward"))(
         np.ascontiguousarray(dhs, dtype=dt),
         np.ascontiguousarray(dstate_T[0], dtype=dt),  # (B, H)

@@ -16,8 +16,8 @@
  * matrix-vector products whose weights are read once each: the time goes into streaming the
  * weights through the cache, so the products read the parameter arrays as they are (row-major,
  * PyTorch's layout: no packing, nothing to keep in sync with the live parameters), each
- * output row a dot product over contiguous memory, 4 rows at a time with 2 vector
- * accumulators each (8 independent chains of fused multiply-adds).
+ * output row a dot product over contiguous memory, VL rows at a time (VL independent chains
+ * of fused multiply-adds) whose sums are folded into one vector (rk_matvec_block).
  *
  * Shapes: B = batch, D = input size, H = hidden size, G = gates (1, 3 or 4), L = layers.
  */
@@ -56,32 +56,135 @@ static inline REAL FN(rk_hsum)(VEC v)
                              : lanes[0] + lanes[1];
 }
 
-/* y[j] = W[j, :] x + b1[j] + b2[j] for j < n; W (n, K) row-major; b1, b2 may be NULL. */
+/* -- the transposing reduction ----------------------------------------------------------------
+ *
+ * A block of VL rows leaves VL accumulators, row r's dot product spread over the lanes of its
+ * own vector. Summing each vector alone (rk_hsum) costs about as much as the multiply-adds at
+ * K = 128. Instead the VL vectors are folded together, log2(VL) levels of pairs: at the level
+ * of segment length s every vector holds rows in segments of s lanes, and
+ *
+ *     combine(a, b)  = for each segment q: [a_q low half + a_q high half,
+ *                                           b_q low half + b_q high half]
+ *
+ * (two shuffles and an add) halves the segments and doubles the rows a vector holds, until
+ * one vector holds a whole sum per lane: VL - 1 combines for VL rows instead of VL reductions.
+ * Accumulator i is ordered so that the lane of the result is the row's place: the folding
+ * leaves accumulator bitrev(i) in lane i (bit-reversed over log2(VL) bits), an involution, so
+ * accumulator i takes row bitrev(i). */
+
+#define RK_VLN (VB / RK_REAL_BYTES) /* VL for the preprocessor */
+/* lanes of the two shuffles of combine at segment length s, in the lanes 0 .. 2 VL - 1 of the
+ * pair (a, b) */
+#define RK_LO(p, s)                                                                           \
+    ((p) % (s) < (s) / 2 ? (p) / (s) * (s) + (p) % (s)                                        \
+                         : RK_VLN + (p) / (s) * (s) + (p) % (s) - (s) / 2)
+#define RK_HI(p, s) (RK_LO(p, s) + (s) / 2)
+#if RK_VLN == 16
+#define RK_LANES(F, s)                                                                        \
+    {F(0, s),  F(1, s),  F(2, s),  F(3, s),  F(4, s),  F(5, s),  F(6, s),  F(7, s),           \
+     F(8, s),  F(9, s),  F(10, s), F(11, s), F(12, s), F(13, s), F(14, s), F(15, s)}
+#define RK_BITREV(i) ((((i) & 1) << 3) | (((i) & 2) << 1) | (((i) & 4) >> 1) | (((i) & 8) >> 3))
+#elif RK_VLN == 8
+#define RK_LANES(F, s) {F(0, s), F(1, s), F(2, s), F(3, s), F(4, s), F(5, s), F(6, s), F(7, s)}
+#define RK_BITREV(i) ((((i) & 1) << 2) | ((i) & 2) | (((i) & 4) >> 2))
+#elif RK_VLN == 4
+#define RK_LANES(F, s) {F(0, s), F(1, s), F(2, s), F(3, s)}
+#define RK_BITREV(i) ((((i) & 1) << 1) | (((i) & 2) >> 1))
+#elif RK_VLN == 2
+#define RK_LANES(F, s) {F(0, s), F(1, s)}
+#define RK_BITREV(i) (i)
+#else
+#error "the transposing reduction covers 2, 4, 8 or 16 lanes"
+#endif
+typedef RK_LANE_INDEX FN(rk_lanes) __attribute__((vector_size(VB)));
+#define RK_COMBINE(a, b, s)                                                                   \
+    (__builtin_shuffle(a, b, (FN(rk_lanes))RK_LANES(RK_LO, s)) +                            \
+     __builtin_shuffle(a, b, (FN(rk_lanes))RK_LANES(RK_HI, s)))
+/* one level: acc[0 .. s/2) from the pairs of acc[0 .. s) */
+#define RK_LEVEL(s)                                                                           \
+    _Pragma("GCC unroll 8") for (int i = 0; i < (s) / 2; i++) acc[i] =                        \
+        RK_COMBINE(acc[2 * i], acc[2 * i + 1], s);
+
+/* y[j0 + r] = W[j0 + r, :] x for the VL rows of a block, r = 0 .. VL - 1, as one vector. */
+static inline __attribute__((always_inline)) VEC FN(rk_matvec_block)(int64_t K,
+                                                                    const REAL *restrict W,
+                                                                    const REAL *restrict x)
+{
+    VEC acc[RK_VLN];
+    const REAL *w[RK_VLN];
+    _Pragma("GCC unroll 16") for (int i = 0; i < RK_VLN; i++) {
+        acc[i] = (VEC){0};
+        w[i] = W + RK_BITREV(i) * K;
+    }
+    int64_t k = 0;
+    for (; k + VL <= K; k += VL) {
+        VEC xv, v;
+        memcpy(&xv, x + k, VB);
+        _Pragma("GCC unroll 16") for (int i = 0; i < RK_VLN; i++) {
+            memcpy(&v, w[i] + k, VB);
+            acc[i] += v * xv;
+        }
+    }
+#if RK_VLN >= 16
+    RK_LEVEL(16)
+#endif
+#if RK_VLN >= 8
+    RK_LEVEL(8)
+#endif
+#if RK_VLN >= 4
+    RK_LEVEL(4)
+#endif
+    RK_LEVEL(2)
+    if (k < K) { /* the last K % VL values of each row */
+        REAL rest[RK_VLN];
+        for (int r = 0; r < RK_VLN; r++) {
+            REAL t = 0;
+            for (int64_t kk = k; kk < K; kk++)
+                t += W[r * K + kk] * x[kk];
+            rest[r] = t;
+        }
+        VEC rv;
+        memcpy(&rv, rest, VB);
+        acc[0] += rv;
+    }
+    return acc[0];
+}
+#undef RK_LEVEL
+#undef RK_COMBINE
+#undef RK_LANES
+#undef RK_BITREV
+#undef RK_LO
+#undef RK_HI
+#undef RK_VLN
+
+/* y[j] = W[j, :] x + b1[j] + b2[j] for j < n; W (n, K) row-major; b1, b2 may be NULL. Blocks of
+ * VL rows by the transposing reduction; the last n % VL rows 4 at a time, each reduced alone. */
 static void FN(rk_matvec)(int64_t n, int64_t K, const REAL *restrict W, const REAL *restrict x,
                           const REAL *b1, const REAL *b2, REAL *restrict y)
 {
     int64_t j = 0;
+    for (; j + VL <= n; j += VL) {
+        VEC s = FN(rk_matvec_block)(K, W + j * K, x);
+        memcpy(y + j, &s, VB);
+    }
     for (; j + 4 <= n; j += 4) {
         const REAL *w0 = W + j * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
-        VEC a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, e0 = {0}, e1 = {0}, e2 = {0}, e3 = {0};
+        VEC a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
         int64_t k = 0;
-        for (; k + 2 * VL <= K; k += 2 * VL) {
-            VEC xa, xb, v;
+        for (; k + VL <= K; k += VL) {
+            VEC xa, v;
             memcpy(&xa, x + k, VB);
-            memcpy(&xb, x + k + VL, VB);
-#define RK_ROW(w, a, e)                                                                       \
-    memcpy(&v, w + k, VB);                                                                    \
-    a += v * xa;                                                                              \
-    memcpy(&v, w + k + VL, VB);                                                               \
-    e += v * xb;
-            RK_ROW(w0, a0, e0)
-            RK_ROW(w1, a1, e1)
-            RK_ROW(w2, a2, e2)
-            RK_ROW(w3, a3, e3)
-#undef RK_ROW
+            memcpy(&v, w0 + k, VB);
+            a0 += v * xa;
+            memcpy(&v, w1 + k, VB);
+            a1 += v * xa;
+            memcpy(&v, w2 + k, VB);
+            a2 += v * xa;
+            memcpy(&v, w3 + k, VB);
+            a3 += v * xa;
         }
-        REAL s0 = FN(rk_hsum)(a0 + e0), s1 = FN(rk_hsum)(a1 + e1);
-        REAL s2 = FN(rk_hsum)(a2 + e2), s3 = FN(rk_hsum)(a3 + e3);
+        REAL s0 = FN(rk_hsum)(a0), s1 = FN(rk_hsum)(a1);
+        REAL s2 = FN(rk_hsum)(a2), s3 = FN(rk_hsum)(a3);
         for (; k < K; k++) {
             s0 += w0[k] * x[k];
             s1 += w1[k] * x[k];

@@ -3,6 +3,8 @@
  * #pragma GCC target region of that instruction set. */
 
 #define REAL float
+#define RK_REAL_BYTES 4 /* sizeof(REAL), for the preprocessor */
+#define RK_LANE_INDEX int32_t /* an integer of REAL's size: shuffle masks */
 #define SUF RK_CAT(ISA, _f32)
 #define SIGMOID rk_sigmoidf
 #define TANH rk_tanhf
@@ -14,11 +16,15 @@
 #include "rnn_loops.h"
 #include "step_loops.h"
 #undef REAL
+#undef RK_REAL_BYTES
+#undef RK_LANE_INDEX
 #undef SUF
 #undef SIGMOID
 #undef TANH
 
 #define REAL double
+#define RK_REAL_BYTES 8
+#define RK_LANE_INDEX int64_t
 #define SUF RK_CAT(ISA, _f64)
 #define SIGMOID rk_sigmoid
 #define TANH rk_tanh
@@ -30,6 +36,8 @@
 #include "rnn_loops.h"
 #include "step_loops.h"
 #undef REAL
+#undef RK_REAL_BYTES
+#undef RK_LANE_INDEX
 #undef SUF
 #undef SIGMOID
 #undef TANH

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnkit import _checks
+from rnnkit import _checks, workspace
 from rnnkit.cells import gru as gru_module
 from rnnkit.cells import lstm as lstm_module
 from rnnkit.cells import rnn as rnn_module
@@ -273,7 +273,11 @@ class Recurrent(Module):
                 layer_caches.append(cache)
             layer_in = outs[0] if K == 1 else np.concatenate(outs, axis=-1)  # (T, B, K*H)
             caches.append(tuple(layer_caches))
-        y = layer_in * mask if mask is not None else layer_in.copy()  # (T, B, K*H)
+        y = workspace.empty(layer_in.shape, layer_in.dtype)  # (T, B, K*H), the caller's own
+        if mask is not None:
+            np.multiply(layer_in, mask, out=y)
+        else:
+            np.copyto(y, layer_in)
         if self.batch_first:
             y = np.ascontiguousarray(y.swapaxes(0, 1))  # (B, T, K*H)
         state_T = finals[0] if len(finals) == 1 else finals
