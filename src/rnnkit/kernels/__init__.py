@@ -50,8 +50,11 @@ ENV_THREADS = "RNNKIT_NUM_THREADS"
 #: 20M and f620295: 60M): LSTM 10.3 / 7.6 / 7.7 ms, GRU 8.0 / 5.6 / 7.0 ms, RNN 3.2 / 5.0 /
 #: 3.2 ms: a second thread pays for the LSTM's and GRU's loops there (210M and 160M) and not for
 #: the RNN's (52M); nothing changed at B=16 (one thread still) or B=20, H=650 (two already).
+#: That was with blocks of 6 rows taken in turn by the threads, each block a pass over the
+#: weights at every step; with one block per thread (``rk_run`` in ``_native.c``) the second
+#: thread pays from 8M on: the suite runs of commits c5646be (60M) and TODO (8M).
 MIN_ROWS_PER_THREAD = 6
-MIN_WORK_PER_THREAD = 60_000_000
+MIN_WORK_PER_THREAD = 8_000_000
 
 _module: ModuleType | None = None  # the extension, once loaded
 _reason: str | None = None  # why the extension is unavailable, once tried

@@ -280,11 +280,16 @@ static int rk_run(rk_block_fn fn, const void *args, int64_t B, int threads,
 {
     if (threads < 1)
         threads = 1;
-    /* about four blocks per thread, so that a late or slow helper leaves little to wait for,
-     * of whole tiles of 6 rows (the tile height of AVX-512; 3 and 2, those of the other
-     * variants, divide it) */
-    int64_t rows = (B + 4 * threads - 1) / (4 * threads);
-    return rk_run_blocks(fn, args, B, (rows + 5) / 6 * 6, threads, pack, w, H, packed);
+    /* one block of rows per thread. Each block runs the whole time loop and streams all of
+     * W_hh through its core's cache at every step, so every further block costs one more pass
+     * over the weights: with blocks of 6 rows (four per thread, once chosen so that a late
+     * helper would leave little to wait for) the LSTM's loops, forward and backward on 2
+     * threads, took 135.7 ms at T=100, B=128, H=512 and 21.0 ms at B=64, H=256, against
+     * 117.1 and 18.6 ms with one block per thread (benchmarks/bench_recurrence.py; the GRU
+     * 100.5 -> 88.8 ms). A helper that arrives late still finds its block untaken, and the
+     * calling thread then runs it itself. */
+    int64_t rows = (B + threads - 1) / threads;
+    return rk_run_blocks(fn, args, B, rows, threads, pack, w, H, packed);
 }
 
 /* As rk_run, with blocks of `rows` rows. */
