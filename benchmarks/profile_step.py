@@ -2,8 +2,8 @@
 loops, the forward loop, the backward loop and the rest (float32, T = 100).
 
 Runs ``--steps`` forward + backward passes of one layer under ``cProfile`` after warm-up steps
-(with :func:`rnnkit.keep_freed_memory`, so page faults do not blur the split) and prints the
-milliseconds per step of the extension's functions and of everything else.
+(the large arrays recycled by :mod:`rnnkit.workspace`, as always) and prints the milliseconds
+per step of the extension's functions and of everything else.
 
 Run from the repository root::
 
@@ -32,7 +32,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args(argv)
     B, D, H = args.size
-    rnnkit.keep_freed_memory()
     layer = CELLS[args.cell](D, H, seed=0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((100, B, D)).astype(np.float32)  # (T, B, D)
