@@ -43,77 +43,67 @@ DEFAULT_LIMIT = 1 << 30
 
 
 class _Workspace:
-    """The buffers (1-D uint8 arrays) and the bookkeeping; one per process, behind a lock."""
+    """The buffers (1-D uint8 arrays), least recently handed out first; one per process, behind
+    a lock."""
 
     def __init__(self, limit: int) -> None:
         self.buffers: list[np.ndarray] = []
-        self.last_use: list[int] = []  # the value of `clock` when each buffer was handed out
-        self.clock = 0
         self.limit = limit
         self.lock = threading.Lock()
-        # the references a buffer nobody uses has, as counted by _references (the list's, and
+        # the references a buffer nobody uses has, as counted by _is_free (the list's, and
         # whatever this interpreter's calls add): measured on a buffer that has no other
-        probe = np.empty(1, dtype=np.uint8)
-        self.buffers.append(probe)
-        del probe
-        self.free_references = self._references(0)
+        self.buffers.append(np.empty(1, dtype=np.uint8))
+        self.free_references = sys.getrefcount(self.buffers[0])
         self.buffers.clear()
 
-    def _references(self, i: int) -> int:
-        return sys.getrefcount(self.buffers[i])
+    def _is_free(self, i: int) -> bool:
+        return sys.getrefcount(self.buffers[i]) <= self.free_references
 
     def take(self, nbytes: int) -> np.ndarray:
         """A buffer of at least ``nbytes`` that nothing else refers to (made if none)."""
         if nbytes > self.limit:  # never kept: the C library's, as for np.empty
             return np.empty(nbytes, dtype=np.uint8)
         with self.lock:
-            self.clock += 1
             best = -1
             for i in range(len(self.buffers)):
                 size = self.buffers[i].nbytes
                 if nbytes <= size <= MAX_SLACK * nbytes and (
                     best < 0 or size < self.buffers[best].nbytes
                 ):
-                    if self._references(i) <= self.free_references:
+                    if self._is_free(i):
                         best = i
             if best < 0:
                 self._make_room(nbytes)
-                self.buffers.append(np.empty(nbytes, dtype=np.uint8))
-                self.last_use.append(0)
-                best = len(self.buffers) - 1
-            self.last_use[best] = self.clock
-            return self.buffers[best]
+                buffer = np.empty(nbytes, dtype=np.uint8)
+            else:
+                buffer = self.buffers.pop(best)
+            self.buffers.append(buffer)  # the most recently used, last
+            return buffer
 
     def _make_room(self, nbytes: int) -> None:
         """Drop the least recently used buffers until ``nbytes`` more fit under the limit.
         A dropped buffer still in use lives on with its arrays; it is just not reused."""
         total = sum(b.nbytes for b in self.buffers)
-        order = sorted(range(len(self.buffers)), key=self.last_use.__getitem__)
-        drop = set()
-        for i in order:
-            if total + nbytes <= self.limit:
-                break
-            drop.add(i)
-            total -= self.buffers[i].nbytes
-        if drop:
-            keep = [i for i in range(len(self.buffers)) if i not in drop]
-            self.buffers = [self.buffers[i] for i in keep]
-            self.last_use = [self.last_use[i] for i in keep]
+        drop = 0
+        while drop < len(self.buffers) and total + nbytes > self.limit:
+            total -= self.buffers[drop].nbytes
+            drop += 1
+        del self.buffers[:drop]
+
+    def _free_bytes(self) -> tuple[list[bool], int]:
+        free = [self._is_free(i) for i in range(len(self.buffers))]
+        return free, sum(b.nbytes for b, f in zip(self.buffers, free) if f)
 
     def release(self) -> int:
         """Forget every buffer nothing uses; the bytes released."""
         with self.lock:
-            free = [self._references(i) <= self.free_references for i in range(len(self.buffers))]
-            released = sum(b.nbytes for b, f in zip(self.buffers, free) if f)
+            free, released = self._free_bytes()
             self.buffers = [b for b, f in zip(self.buffers, free) if not f]
-            self.last_use = [u for u, f in zip(self.last_use, free) if not f]
             return released
 
     def held(self) -> tuple[int, int]:
         with self.lock:
-            free = [self._references(i) <= self.free_references for i in range(len(self.buffers))]
-            total = sum(b.nbytes for b in self.buffers)
-            return total, sum(b.nbytes for b, f in zip(self.buffers, free) if f)
+            return sum(b.nbytes for b in self.buffers), self._free_bytes()[1]
 
 
 _workspace = _Workspace(DEFAULT_LIMIT)

@@ -93,7 +93,6 @@ typedef struct {
     int64_t rsa, csa, rsb, csb, ldc;
     void *c;
     void *row_sums;    /* (M,): receives the row sums of op(a), or NULL */
-    rk_block_fn rows;  /* the product's block function (gemm.h), for rk_gemm_share_b */
     const void *bpack; /* op(b) packed once for every block of rows, or NULL */
     void *bpack_base;  /* its allocation, freed by the entry point */
     int failed;        /* set by a block (or the packing of op(b)) short of memory */
@@ -125,6 +124,7 @@ typedef struct {
     rk_cell_fns cells[RK_N_CELLS][2];           /* float, double */
     void (*step[2])(const rk_step_args *args); /* float, double */
     rk_block_fn gemm[2];                       /* float, double: rows of a rk_gemm_args */
+    void (*gemm_pack_shared[2])(const void *, int64_t, void *); /* op(b) for every block */
 } rk_variant;
 
 /* Aligned scratch for the packed weights: the micro-kernel loads whole aligned vectors. */
@@ -680,17 +680,6 @@ static void *rk_matrix(rk_views *v, PyObject *obj, const char *name, char kind, 
     return view->buf;
 }
 
-/* The pack hook of rk_run_blocks for a product: the block function, called with the rows
- * (-1, -1), packs op(b) whole into g->bpack, once for every block (gemm.h), on the calling
- * thread while the helpers start. */
-static void rk_gemm_share_b(const void *args, int64_t unused, void *unused_too)
-{
-    (void)unused;
-    (void)unused_too;
-    const rk_gemm_args *g = args;
-    g->rows(args, -1, -1);
-}
-
 /* Blocks of rows per thread: more balance the threads when one starts late; with op(b)
  * packed once they cost only the edges of their tiles (1 and 4 measured no better). */
 #ifndef RK_GEMM_SHARE_BYTES
@@ -761,15 +750,15 @@ static PyObject *gemm(PyObject *self, PyObject *args)
     int64_t rows = (g.M + RK_GEMM_BLOCKS * most - 1) / (RK_GEMM_BLOCKS * most);
     rows = (rows + 5) / 6 * 6;
     int failed;
-    g.rows = rk_active->gemm[k == 'f' ? 0 : 1];
+    int t = k == 'f' ? 0 : 1;
     /* on more than one block, op(b) is packed once, while the helpers start; unless it is
      * too large to stay in L3 (float64 (12800, 512) = 52 MB: measured 14% slower shared, each
      * block's packing of one block of k at a time is then still in L2 when read) */
     int share = most > 1 && rows < g.M &&
                 g.K * (g.N + 63) * (k == 'f' ? 4 : 8) <= RK_GEMM_SHARE_BYTES;
     Py_BEGIN_ALLOW_THREADS
-    failed = rk_run_blocks(g.rows, &g, g.M, rows, most, share ? rk_gemm_share_b : NULL, &g, 0,
-                           NULL);
+    failed = rk_run_blocks(rk_active->gemm[t], &g, g.M, rows, most,
+                           share ? rk_active->gemm_pack_shared[t] : NULL, &g, 0, NULL);
     Py_END_ALLOW_THREADS
     free(g.bpack_base);
     if (failed || g.failed) {

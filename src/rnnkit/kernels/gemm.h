@@ -271,34 +271,48 @@ static void GF(rk_gemm_pack_a)(const rk_gemm_args *g, int64_t i0, int64_t mc, in
     }
 }
 
+/* The blocks of k of a product: their panels of op(b) and their length, even (K = 1000: 500 +
+ * 500, not 768 + 232: a short last block would re-read and re-write c for few multiply-adds). */
+static inline int64_t GF(rk_gemm_kstep)(const rk_gemm_args *g, int64_t *panels)
+{
+    enum { NR = 4 * VB / sizeof(REAL) };
+    *panels = (g->N + NR - 1) / NR;
+    int direct = *panels <= RK_GEMM_DIRECT_PANELS;
+    int64_t KC = (direct ? RK_GEMM_KC_DIRECT : RK_GEMM_KC) * 4 / (int64_t)sizeof(REAL);
+    int64_t kblocks = (g->K + KC - 1) / KC;
+    return (g->K + kblocks - 1) / kblocks;
+}
+
+/* op(b) whole, every block of k one after the other, into g->bpack (allocated here, its base in
+ * g->bpack_base), so that the blocks of rows share one packing; the pack hook of rk_run_blocks
+ * (args: the rk_gemm_args), run by the calling thread while the helpers start. */
+static void GF(rk_gemm_pack_shared)(const void *args, int64_t unused, void *unused_too)
+{
+    enum { NR = 4 * VB / sizeof(REAL) };
+    (void)unused;
+    (void)unused_too;
+    rk_gemm_args *g = (rk_gemm_args *)args;
+    int64_t panels, kstep = GF(rk_gemm_kstep)(g, &panels), K = g->K;
+    REAL *all = rk_aligned_alloc(panels * NR * K * sizeof(REAL), &g->bpack_base);
+    if (!all) {
+        g->failed = 1;
+        return;
+    }
+    for (int64_t k0 = 0; k0 < K; k0 += kstep) /* block k0 at all + k0 panels NR */
+        GF(rk_gemm_pack_b)(g, k0, K - k0 < kstep ? K - k0 : kstep, all + k0 * panels * NR);
+    g->bpack = all;
+}
+
 /* Rows [i0, i1) of c, and of row_sums (a rk_block_fn). Sets g->failed when its buffers cannot
- * be had.
- *
- * Called with i0 = i1 = -1 (by the entry point, before the blocks of rows run), packs op(b)
- * whole, every block of k one after the other, into g->bpack (which it allocates), so that the
- * blocks of rows share one packing; else each block packs its own, one block of k at a time. */
+ * be had. Reads op(b) from g->bpack when rk_gemm_pack_shared made it; else each block packs its
+ * own, one block of k at a time. */
 static void GF(rk_gemm_rows)(const void *args, int64_t i0, int64_t i1)
 {
     enum { NR = 4 * VB / sizeof(REAL) };
     enum { MC = RK_GEMM_SLIVERS * MR };
     rk_gemm_args *g = (rk_gemm_args *)args;
-    int64_t N = g->N, K = g->K, panels = (N + NR - 1) / NR;
-    /* blocks of k of even lengths (K = 1000: 500 + 500, not 768 + 232): a short last block
-     * would re-read and re-write c for few multiply-adds */
+    int64_t panels, kstep = GF(rk_gemm_kstep)(g, &panels), K = g->K, N = g->N;
     int direct = panels <= RK_GEMM_DIRECT_PANELS;
-    int64_t KC = (direct ? RK_GEMM_KC_DIRECT : RK_GEMM_KC) * 4 / (int64_t)sizeof(REAL);
-    int64_t kblocks = (K + KC - 1) / KC, kstep = (K + kblocks - 1) / kblocks;
-    if (i0 < 0) {
-        REAL *all = rk_aligned_alloc(panels * NR * K * sizeof(REAL), &g->bpack_base);
-        if (!all) {
-            g->failed = 1;
-            return;
-        }
-        for (int64_t k0 = 0; k0 < K; k0 += kstep) /* block k0 at all + k0 panels NR */
-            GF(rk_gemm_pack_b)(g, k0, K - k0 < kstep ? K - k0 : kstep, all + k0 * panels * NR);
-        g->bpack = all;
-        return;
-    }
     if (g->failed)
         return;
     const REAL *shared = g->bpack;

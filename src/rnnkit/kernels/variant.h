@@ -65,6 +65,8 @@ static const rk_variant RK_CAT(rk_variant, ISA) = {
     },
     {RK_CAT(rk_step, RK_CAT(ISA, _f32)), RK_CAT(rk_step, RK_CAT(ISA, _f64))},
     {RK_CAT(rk_gemm_rows, RK_CAT(ISA, _f32)), RK_CAT(rk_gemm_rows, RK_CAT(ISA, _f64))},
+    {RK_CAT(rk_gemm_pack_shared, RK_CAT(ISA, _f32)),
+     RK_CAT(rk_gemm_pack_shared, RK_CAT(ISA, _f64))},
 };
 #undef RK_ENTRY
 #undef RK_CELL
