@@ -77,7 +77,7 @@ def test_nonfinite_steps_are_skipped_then_stop_training(tmp_path):
     )
     seen = []
     trainer.callbacks.append(lambda event, t, row: seen.append((event, row["step"])))
-    with pytest.raises(TrainingError, match="non-finite in 3 steps in a row"):
+    with pytest.raises(TrainingError, match="non-finite.* in 3 steps in a row"):
         trainer.fit(regression_data(), steps=20)
     assert ("skip", 2) in seen and trainer.progress.step == 3  # steps 3, 5, 6, 7 not applied
     assert trainer.progress.skipped == 4
@@ -205,6 +205,110 @@ def test_resume_in_a_new_process_is_exact(tmp_path):
     for k, v in a["optimizer"]["state"].items():
         for name, arr in v.items():
             assert np.array_equal(arr, b["optimizer"]["state"][k][name])
+
+
+TIMINGS = ("seconds", "examples_per_s")
+
+
+def untimed(history):
+    """A history (dict of columns) or log (list of rows) without its wall-clock columns."""
+    if isinstance(history, dict):
+        return {k: v for k, v in history.items() if k not in TIMINGS}
+    return [{k: v for k, v in row.items() if k not in TIMINGS} for row in history]
+
+
+class Killed(Exception):
+    """Stands for a SIGKILL right after a checkpoint: nothing after it runs."""
+
+
+def run_killed_and_resumed(tmp_path, kill_at, *, ctrl_c=False, **until):
+    """Train with a checkpoint every step and validation every epoch; stop right after the
+    checkpoint of step ``kill_at`` (a crash, or Ctrl-C), then resume in a new trainer (and a
+    new log) and finish. Returns the resumed trainer, its result and its log rows."""
+    path, log = tmp_path / f"k{kill_at}.ckpt", tmp_path / f"k{kill_at}.csv"
+    first, data = training_job.build(checkpoint=path)
+    first.checkpoint_every, first.log = 1, MetricLog(log)
+
+    def stop(event, t, row):
+        if ctrl_c and event == "step" and row["step"] == kill_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        if not ctrl_c and event == "checkpoint" and row["step"] == kill_at:
+            raise Killed
+
+    first.callbacks.append(stop)
+    if ctrl_c:
+        assert first.fit(data, val=data, **until).stopped == "interrupted"
+    else:
+        with pytest.raises(Killed):
+            first.fit(data, val=data, **until)
+    second, data = training_job.build(checkpoint=path)
+    second.log = MetricLog(log)
+    second.load_checkpoint(path)
+    result = second.fit(data, val=data, **until)
+    return second, result, MetricLog(log).read()
+
+
+@pytest.mark.parametrize("until", [{"epochs": 2}, {"steps": 10}], ids=["epochs", "steps"])
+def test_resume_after_a_kill_at_every_batch_is_exact(tmp_path, until):
+    """A checkpoint on an epoch's last batch (6 batches an epoch) resumes into the epoch's
+    end (counted, validated) and not into an extra epoch."""
+    straight, data = training_job.build()
+    straight.log = MetricLog(tmp_path / "straight.csv")
+    expected = straight.fit(data, val=data, **until)
+    params = straight.model.state_dict()
+    assert expected.step == until.get("steps", 12) and expected.epoch == 2 - ("steps" in until)
+    for kill_at in range(1, expected.step):
+        resumed, result, rows = run_killed_and_resumed(tmp_path, kill_at, **until)
+        assert (result.step, result.epoch, result.stopped) == (
+            expected.step,
+            expected.epoch,
+            expected.stopped,
+        ), kill_at
+        got = resumed.model.state_dict()
+        assert all(np.array_equal(params[k], got[k]) for k in params), kill_at
+        assert untimed(resumed.history) == untimed(straight.history), kill_at
+        assert untimed(rows) == untimed(MetricLog(tmp_path / "straight.csv").read()), kill_at
+
+
+@pytest.mark.parametrize("kill_at", [5, 6, 7])
+def test_ctrl_c_at_an_epochs_last_batch_resumes_exactly(tmp_path, kill_at):
+    straight, data = training_job.build()
+    expected = straight.fit(data, val=data, epochs=2)
+    resumed, result, _ = run_killed_and_resumed(tmp_path, kill_at, ctrl_c=True, epochs=2)
+    assert (result.step, result.epoch) == (expected.step, expected.epoch) == (12, 2)
+    params, got = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(np.array_equal(params[k], got[k]) for k in params)
+    assert untimed(resumed.history) == untimed(straight.history)
+
+
+def test_a_diverging_run_stops_with_the_step_and_learning_rate(tmp_path):
+    """Adam at a learning rate of 1e6 gives finite but runaway losses: they are skipped like
+    non-finite ones, and training stops with a message instead of running on."""
+    model = regressor()
+    path = tmp_path / "run.ckpt"
+    trainer = rnnkit.Trainer(
+        model, rnnkit.optim.Adam(model.parameters(), lr=1e6), "mse", checkpoint=path
+    )
+    trainer.fit(regression_data(), steps=1)  # a good checkpoint at step 1
+    with pytest.raises(TrainingError, match=r"diverged.*1000 times.*learning rate 1e\+06"):
+        trainer.fit(regression_data(), steps=200)
+    skipped = [note for note in trainer.history["note"] if note]
+    assert len(skipped) == 5 and all("above 1000 times" in n for n in skipped)
+    assert (
+        max(v for v, k in zip(trainer.history["loss"], trainer.history["kind"]) if k == "train")
+        < 1e6
+    )
+    assert checkpoint.load(path)["progress"]["step"] == 1  # the last good one, untouched
+
+
+def test_divergence_check_can_be_switched_off_and_is_validated():
+    model = regressor()
+    opt = rnnkit.optim.Adam(model.parameters(), lr=1e6)
+    trainer = rnnkit.Trainer(model, opt, "mse", divergence=None)
+    assert trainer.fit(regression_data(), steps=30).step == 30
+    for bad in (1, 0.5, float("inf"), "10", True):
+        with pytest.raises(ValueError, match="divergence must be a number > 1 or None"):
+            rnnkit.Trainer(model, opt, "mse", divergence=bad)
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):

@@ -86,11 +86,14 @@ def prepare_run(
     defaults: dict[str, Any],
     flags: dict[str, Any],
     common: dict[str, Any],
+    paths: tuple[str, ...] = (),
 ) -> tuple[RunFolder, dict[str, Any]]:
-    """The run folder and the resolved configuration of a training command.
+    """The run folder and the resolved configuration of a training command; writes nothing
+    (the command checks its input, then writes inside ``with run.writing(config):``).
 
-    A new run resolves defaults < --config < flags and writes config.toml; ``--resume`` reads
-    the stored config back, and only ``steps``/``epochs`` may change then.
+    A new run resolves defaults < --config < flags, with the files named by the ``paths`` keys
+    made absolute (so --resume and the other commands find them from any folder); --resume
+    reads the stored config back, and only ``steps``/``epochs`` may change then.
     """
     run = RunFolder.create(
         common["runs_dir"],
@@ -99,29 +102,41 @@ def prepare_run(
         overwrite=common["overwrite"],
         resume=common["resume"],
     )
+    flags = _absolute_paths(flags, paths)
     if common["resume"]:
         stored = run.config()
+        given = {**flags, "seed": common["seed"]}
         changed = [
             k
-            for k, v in flags.items()
+            for k, v in given.items()
             if v is not None and k not in ("steps", "epochs") and stored.get(k) != v
         ]
         if changed or common["config_file"]:
             got = ", ".join("--" + k.replace("_", "-") for k in changed) or "--config"
             raise CLIError(
-                f"--resume continues {run.path} with its stored config; only --steps/--epochs "
+                f"--resume continues {run.final} with its stored config; only --steps/--epochs "
                 f"may change (got {got})"
             )
-        config = resolve(defaults, stored, {k: flags.get(k) for k in ("steps", "epochs")})
-    else:
-        from_file = {}
-        if common["config_file"]:
-            from_file = read_config(common["config_file"], f"{task}.train", defaults)
-        config = resolve(defaults, from_file, flags)
+        return run, resolve(defaults, stored, {k: flags.get(k) for k in ("steps", "epochs")})
+    from_file = {}
+    if common["config_file"]:
+        from_file = read_config(common["config_file"], f"{task}.train", defaults)
+    config = resolve(defaults, from_file, flags)
     if common["seed"] is not None:
         config["seed"] = common["seed"]
-    run.write_config(config)
-    return run, config
+    return run, _absolute_paths(config, paths)
+
+
+def _absolute_paths(values: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+    """``values`` with the files named by its ``paths`` keys (a path or a list) absolute."""
+    out = dict(values)
+    for key in paths:
+        value = out.get(key)
+        if isinstance(value, (list, tuple)):
+            out[key] = [os.path.abspath(os.path.expanduser(v)) for v in value]
+        elif value:
+            out[key] = os.path.abspath(os.path.expanduser(value))
+    return out
 
 
 def report(message: str, *, quiet: bool = False) -> None:
@@ -140,19 +155,30 @@ def handle_errors(func: Callable) -> Callable:
 
         try:
             return func(*args, **kwargs)
-        except (CLIError, CheckpointError, FileNotFoundError, ValueError, TypeError) as err:
-            message = (
-                str(err)
-                if not isinstance(err, FileNotFoundError) or not err.filename
-                else (f"file not found: {err.filename}")
+        except (CLIError, CheckpointError, OSError, ValueError, TypeError) as err:
+            click.echo(f"rnnkit: error: {_one_line(err)}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except MemoryError as err:
+            detail = f" ({err})" if str(err) else ""
+            click.echo(
+                f"rnnkit: error: not enough memory{detail}: use smaller sizes or less data",
+                err=True,
             )
-            click.echo(f"rnnkit: error: {message}", err=True)
             sys.exit(EXIT_BAD_INPUT)
         except TrainingError as err:
             click.echo(f"rnnkit: training failed: {err}", err=True)
             sys.exit(EXIT_FAILED)
 
     return wrapper
+
+
+def _one_line(err: Exception) -> str:
+    """An error as one line: the system's own errors as 'what: which file'."""
+    if isinstance(err, OSError) and err.strerror and err.filename:
+        if isinstance(err, FileNotFoundError):
+            return f"file not found: {err.filename}"
+        return f"{err.strerror}: {err.filename}"
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -153,8 +153,9 @@ def classify_train(train_path: str | None, test_path: str | None, **kw: Any) -> 
 
     common = pop_run_options(kw)
     kw["train"], kw["test"] = train_path, test_path
-    run, config = prepare_run("classify", DEFAULTS, kw, common)
+    run, config = prepare_run("classify", DEFAULTS, kw, common, paths=("train", "test"))
     quiet = common["quiet"]
+    # Everything the user gave is checked before the run folder is touched.
     train = load_dataset(config["train"], config["label"])
     test = load_dataset(config["test"], config["label"])
     channels = {x.shape[1] for x in train.X} | {x.shape[1] for x in test.X}
@@ -164,29 +165,34 @@ def classify_train(train_path: str | None, test_path: str | None, **kw: Any) -> 
     params["normalize"] = None if params["normalize"] == "none" else params["normalize"]
     params["stride"] = params["stride"] or None
     params["lr_schedule"] = None if params["lr_schedule"] == "none" else params["lr_schedule"]
-    report(f"run folder: {run.path}", quiet=quiet)
-    report(
-        f"train: {len(train.X)} series, test: {len(test.X)} series, "
-        f"{channels.pop()} channel(s), classes {list(train.classes)}",
-        quiet=quiet,
-    )
-    model = RNNClassifier(**params, quiet=quiet).fit(train.X, train.y)
-    model.save(run.file(MODEL))
-    scores = model.evaluate(test.X, test.y)
-    text = _print_evaluation(scores)
-    run.write_text("report.md", f"# Test set: {config['test']}\n\n```\n{text}\n```\n", replace=True)
-    if not common["no_plot"]:
-        from rnnkit import plots
-
-        plotting.draw(
-            run,
-            "confusion_matrix.png",
-            plots.confusion_matrix,
-            scores["confusion_matrix"],
-            [str(c) for c in scores["classes"]],
-            title=f"{Path(config['test']).name}: accuracy {scores['accuracy']:.3f}",
+    model = RNNClassifier(**params, quiet=quiet)
+    model.check_params()
+    with run.writing(config):
+        report(f"run folder: {run.final}", quiet=quiet)
+        report(
+            f"train: {len(train.X)} series, test: {len(test.X)} series, "
+            f"{channels.pop()} channel(s), classes {list(train.classes)}",
             quiet=quiet,
         )
+        model.fit(train.X, train.y)
+        model.save(run.file(MODEL))
+        scores = model.evaluate(test.X, test.y)
+        text = _print_evaluation(scores)
+        run.write_text(
+            "report.md", f"# Test set: {config['test']}\n\n```\n{text}\n```\n", replace=True
+        )
+        if not common["no_plot"]:
+            from rnnkit import plots
+
+            plotting.draw(
+                run,
+                "confusion_matrix.png",
+                plots.confusion_matrix,
+                scores["confusion_matrix"],
+                [str(c) for c in scores["classes"]],
+                title=f"{Path(config['test']).name}: accuracy {scores['accuracy']:.3f}",
+                quiet=quiet,
+            )
     report(f"saved {run.file(MODEL)}", quiet=quiet)
 
 

@@ -138,47 +138,51 @@ def forecast_train(csv_path: str | None, **kw: Any) -> None:
 
     common = pop_run_options(kw)
     kw["csv"] = csv_path
-    run, config = prepare_run("forecast", DEFAULTS, kw, common)
+    run, config = prepare_run("forecast", DEFAULTS, kw, common, paths=("csv",))
     quiet = common["quiet"]
+    # Everything the user gave is checked before the run folder is touched.
     series = _load(config["csv"], config["target"], config["date"], config["interpolate"])
     test_size = config["test_size"] or config["horizon"]
     params = {k: config[k] for k in MODEL_KEYS}
     params["scaling"] = None if params["scaling"] == "none" else params["scaling"]
     params["difference"] = params["difference"] or False
-    report(f"run folder: {run.path}", quiet=quiet)
-    report(
-        f"{series.name}: {len(series.values)} points; the last {test_size} held out", quiet=quiet
-    )
     est = RNNForecaster(**params, quiet=quiet)
-    result = est.evaluate_holdout(series.values, test_size)
-    result.estimator.save(run.file(MODEL))
-    table = result.to_markdown()
-    run.write_text(
-        "report.md", f"# Hold-out test: last {test_size} points\n\n{table}\n", replace=True
-    )
-    origin = int(result.origins[0])
-    labels = series.dates if series.dates is not None else np.arange(len(series.values))
-    lines = ["date,actual,model," + ",".join(BASELINES)]
-    for i in range(test_size):
-        row = [str(labels[origin + i]), repr(float(result.actual[0, i]))]
-        row += [repr(float(result.forecasts[m][0, i])) for m in ("model", *BASELINES)]
-        lines.append(",".join(row))
-    run.write_text("forecast.csv", "\n".join(lines) + "\n", replace=True)
-    if not common["no_plot"]:
-        from rnnkit import plots
-
-        plotting.draw(
-            run,
-            "forecast.png",
-            plots.forecast,
-            result.actual[0],
-            result.forecasts["model"][0],
-            history=series.values[:origin],
-            baselines={m: result.forecasts[m][0] for m in BASELINES},
-            index=[str(d) for d in labels],
-            title=f"{series.name}: forecast of the last {test_size} points",
+    est.check_params()
+    with run.writing(config):
+        report(f"run folder: {run.final}", quiet=quiet)
+        report(
+            f"{series.name}: {len(series.values)} points; the last {test_size} held out",
             quiet=quiet,
         )
+        result = est.evaluate_holdout(series.values, test_size)
+        result.estimator.save(run.file(MODEL))
+        table = result.to_markdown()
+        run.write_text(
+            "report.md", f"# Hold-out test: last {test_size} points\n\n{table}\n", replace=True
+        )
+        origin = int(result.origins[0])
+        labels = series.dates if series.dates is not None else np.arange(len(series.values))
+        lines = ["date,actual,model," + ",".join(BASELINES)]
+        for i in range(test_size):
+            row = [str(labels[origin + i]), repr(float(result.actual[0, i]))]
+            row += [repr(float(result.forecasts[m][0, i])) for m in ("model", *BASELINES)]
+            lines.append(",".join(row))
+        run.write_text("forecast.csv", "\n".join(lines) + "\n", replace=True)
+        if not common["no_plot"]:
+            from rnnkit import plots
+
+            plotting.draw(
+                run,
+                "forecast.png",
+                plots.forecast,
+                result.actual[0],
+                result.forecasts["model"][0],
+                history=series.values[:origin],
+                baselines={m: result.forecasts[m][0] for m in BASELINES},
+                index=[str(d) for d in labels],
+                title=f"{series.name}: forecast of the last {test_size} points",
+                quiet=quiet,
+            )
     click.echo(f"hold-out test, last {test_size} points of {series.name}:")
     click.echo(table)
     report(f"saved {run.file(MODEL)}", quiet=quiet)

@@ -19,6 +19,7 @@ from rnnkit.cli.app import (
     run_options,
 )
 from rnnkit.cli.runs import CHECKPOINT, METRICS, MODEL, RunFolder
+from rnnkit.training import TrainingError
 
 #: The trainable settings and their defaults (the CharLM's, with the training length chosen so
 #: that the default run takes a few minutes on 2 cores).
@@ -96,50 +97,74 @@ def lm() -> None:
 def lm_train(**kw: Any) -> None:
     """Train a character language model, save it in its run folder and print samples."""
     from rnnkit.data.text import default_corpus, load_text
-    from rnnkit.tasks.lm import CharLM
+    from rnnkit.tasks.lm import CharLM, perplexity
 
     common = pop_run_options(kw)
     flags = {k: (list(v) if k == "text" else v) for k, v in kw.items()}
     if not flags["text"]:
         flags["text"] = None
-    run, config = prepare_run("lm", DEFAULTS, flags, common)
+    run, config = prepare_run("lm", DEFAULTS, flags, common, paths=("text",))
     quiet = common["quiet"]
+    # Everything the user gave is checked before the run folder is touched.
     text = load_text(config["text"]) if config["text"] else default_corpus()
     source = ", ".join(config["text"]) if config["text"] else "the built-in corpus"
-    report(f"run folder: {run.path}", quiet=quiet)
-    report(f"training on {source}: {len(text):,} characters", quiet=quiet)
     params = {k: config[k] for k in MODEL_KEYS}
     params["steps"] = params["steps"] or None
     model = CharLM(**params, quiet=quiet)
-    model.fit(text, checkpoint=run.file(CHECKPOINT), resume=common["resume"], log=run.file(METRICS))
-    if model.stopped_ == "interrupted":
-        click.echo(
-            f"rnnkit: interrupted at step {model.n_steps_}; the checkpoint is in {run.path}; "
-            f"continue with: rnnkit lm train --name {run.path.name} --runs-dir "
-            f"{run.path.parent} --resume",
-            err=True,
+    model.check_params()
+    with run.writing(config):
+        report(f"run folder: {run.final}", quiet=quiet)
+        report(f"training on {source}: {len(text):,} characters", quiet=quiet)
+        try:
+            model.fit(
+                text,
+                checkpoint=run.file(CHECKPOINT),
+                resume=common["resume"],
+                log=run.file(METRICS),
+                callbacks=(run.checkpointed,),
+            )
+        except TrainingError as err:
+            raise TrainingError(f"{err} {_last_checkpoint(run)}") from None
+        if model.stopped_ == "interrupted":
+            click.echo(
+                f"rnnkit: interrupted at step {model.n_steps_}; the checkpoint is in "
+                f"{run.final}; continue with: rnnkit lm train --name {run.final.name} "
+                f"--runs-dir {run.final.parent} --resume",
+                err=True,
+            )
+            sys.exit(EXIT_INTERRUPTED)
+        model.save(run.file(MODEL))
+        if model.val_loss_ is not None:
+            nats = model.val_loss_
+            report(
+                f"validation (last {config['val_fraction']:.0%} of the text): {nats:.3f} "
+                f"nats/char, {nats / math.log(2):.3f} bits/char, perplexity "
+                f"{perplexity(nats):.2f}",
+                quiet=quiet,
+            )
+        sample = config["prime"] + model.sample(
+            config["prime"],
+            length=config["sample_length"],
+            temperature=config["temperature"],
+            seed=config["seed"],
         )
-        sys.exit(EXIT_INTERRUPTED)
-    model.save(run.file(MODEL))
-    if model.val_loss_ is not None:
-        nats = model.val_loss_
-        report(
-            f"validation (last {config['val_fraction']:.0%} of the text): {nats:.3f} nats/char, "
-            f"{nats / math.log(2):.3f} bits/char, perplexity {math.exp(nats):.2f}",
-            quiet=quiet,
-        )
-    sample = config["prime"] + model.sample(
-        config["prime"],
-        length=config["sample_length"],
-        temperature=config["temperature"],
-        seed=config["seed"],
-    )
-    run.write_text("samples.txt", sample + "\n", replace=True)
-    if not common["no_plot"]:
-        plotting.training_curves(run, quiet=quiet)
+        run.write_text("samples.txt", sample + "\n", replace=True)
+        if not common["no_plot"]:
+            plotting.training_curves(run, quiet=quiet)
     click.echo(f"--- sample (prime {config['prime']!r}, temperature {config['temperature']}) ---")
     click.echo(sample)
     report(f"--- saved {run.file(MODEL)} ---", quiet=quiet)
+
+
+def _last_checkpoint(run: RunFolder) -> str:
+    """Where a failed run can go on from, for the error message."""
+    from rnnkit import checkpoint
+
+    path = run.final / CHECKPOINT
+    if not run.committed or not path.exists():
+        return f"No checkpoint was written; {run.final} is as it was before this command."
+    step = checkpoint.peek(path).get("progress", {}).get("step")
+    return f"The last good checkpoint (step {step}) is intact in {run.final}."
 
 
 @lm.command("sample")
@@ -208,4 +233,4 @@ def lm_eval(run_dir: str, text: tuple[str, ...]) -> None:
     )
     click.echo(f"nats/char:     {scores['nats_per_char']:.4f}")
     click.echo(f"bits/char:     {scores['bits_per_char']:.4f}")
-    click.echo(f"perplexity:    {scores['perplexity']:.3f}")
+    click.echo(f"perplexity:    {scores['perplexity']:.3f}")  # inf for a diverged model

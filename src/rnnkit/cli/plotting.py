@@ -26,10 +26,9 @@ def draw(
             click.echo("plots skipped: matplotlib is not installed (pip install 'rnnkit[plot]')")
         _warned = True
         return
-    path = run.file(name)
-    plot(*args, path=path, **kwargs)
+    plot(*args, path=run.file(name), **kwargs)
     if not quiet:
-        click.echo(f"plot: {path}")
+        click.echo(f"plot: {run.final / name}")  # where it will be once the run is committed
 
 
 def training_curves(run: RunFolder, *, quiet: bool) -> None:

@@ -9,16 +9,23 @@ Every training run gets one folder, ``<runs-dir>/<name>/``, holding:
 - ``model.rnnkit``: the trained estimator;
 - the task's outputs (samples, forecasts, reports) and ``*.png`` plots.
 
-Nothing already in a run folder is overwritten without ``--overwrite``.
+Nothing already in a run folder is overwritten without ``--overwrite``, and even then the old
+run is replaced only once the new one has a checkpoint or has finished (see :class:`RunFolder`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as _dt
+import errno
+import glob
 import math
 import os
 import re
+import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,17 +134,33 @@ def _a(word: str) -> str:
 
 
 class RunFolder:
-    """One run's folder: ``task`` (lm, forecast, classify) and its files."""
+    """One run's folder: ``task`` (lm, forecast, classify) and its files.
+
+    A new run is written where nothing of an earlier one can be lost: into the folder itself
+    when it does not exist yet, else (``--overwrite``) into a hidden staging folder beside it,
+    ``.<name>.new-<pid>``. :meth:`commit` puts the new run in place, swapping the two folders
+    atomically where the system can (Linux's ``renameat2``), and deletes the old run only then.
+    The training commands commit at the run's first checkpoint or when they finish; a command
+    that fails before that removes what it wrote and leaves the old run as it was.
+
+    Attributes:
+        path: where the run's files are written now (the staging folder until committed).
+        final: the run's folder, ``<runs-dir>/<name>``.
+    """
 
     def __init__(self, path: str | Path, task: str) -> None:
         self.path = Path(path)
+        self.final = self.path
         self.task = task
+        self.committed = True
+        self._created = False  # the command created `final` (and removes it if it fails)
 
     @classmethod
     def create(
         cls, runs_dir: str | Path, name: str | None, task: str, *, overwrite: bool, resume: bool
     ) -> RunFolder:
-        """The folder for a new run (or the existing one with ``resume``)."""
+        """The run a training command is about to write (or continue, with ``resume``); checks
+        the name and what is in the way, but writes nothing until :meth:`writing`."""
         if name is None:
             if resume:
                 raise CLIError("--resume needs --name of the run to continue")
@@ -145,23 +168,114 @@ class RunFolder:
             name = f"{task}-{stamp}"
         if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in (".", ".."):
             raise CLIError(f"--name must be letters, digits, '.', '_' or '-', got {name!r}")
-        run = cls(Path(runs_dir) / name, task)
+        runs_dir = Path(runs_dir)
+        if runs_dir.exists() and not runs_dir.is_dir():
+            raise CLIError(f"--runs-dir {runs_dir} is a file, not a folder")
+        run = cls(runs_dir / name, task)
+        run._recover()
         if resume:
+            if not run.final.is_dir():
+                raise CLIError(f"{run.final} does not exist: there is no run to resume")
             run.check_task()
-            if not (run.path / CHECKPOINT).exists():
-                raise CLIError(f"{run.path} has no checkpoint to resume from")
+            if not (run.final / CHECKPOINT).exists():
+                raise CLIError(f"{run.final} has no checkpoint to resume from")
             return run
-        if run.path.exists() and any(run.path.iterdir()):
+        if run.final.exists() and not run.final.is_dir():
+            raise CLIError(f"{run.final} is a file, not a run folder")
+        if run.final.exists() and any(run.final.iterdir()):
             if not overwrite:
                 raise CLIError(
-                    f"{run.path} already exists; use --overwrite to replace it, or --resume to "
+                    f"{run.final} already exists; use --overwrite to replace it, or --resume to "
                     "continue it"
                 )
-            for item in run.path.iterdir():
-                if item.is_file():
-                    item.unlink()
-        run.path.mkdir(parents=True, exist_ok=True)
+            if not (run.final / CONFIG).is_file():
+                raise CLIError(
+                    f"{run.final} is not an rnnkit run folder (no {CONFIG}): --overwrite only "
+                    "replaces run folders; choose another --name or --runs-dir"
+                )
+            run.path = runs_dir / f".{name}.new-{os.getpid()}"
+        run.committed = False
         return run
+
+    @contextlib.contextmanager
+    def writing(self, config: dict[str, Any]) -> Iterator[RunFolder]:
+        """Create the run's folder (or staging folder) with its ``config.toml`` and yield the
+        run; commit when the block ends, or, if it fails before a commit, remove what it
+        wrote so that everything is as it was before the command."""
+        if self.committed:  # resuming: the folder is the run's own
+            self.write_config(config)
+            yield self
+            return
+        self._created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.write_config(config)
+            yield self
+        except BaseException:
+            if not self.committed:
+                self._discard()
+            raise
+        self.commit()
+
+    def commit(self) -> None:
+        """Put the new run in the place of ``final`` (once); the old run is deleted after."""
+        if self.committed:
+            return
+        if self.path != self.final:
+            if self.final.exists():
+                try:
+                    _exchange(self.path, self.final)  # the staging folder now holds the old run
+                except OSError:  # no renameat2: two renames, undone by _recover if cut between
+                    old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
+                    os.rename(self.final, old)
+                    os.rename(self.path, self.final)
+                    self.path = old
+                _fsync_dir(self.final.parent)
+                shutil.rmtree(self.path, ignore_errors=True)
+            else:
+                os.rename(self.path, self.final)
+                _fsync_dir(self.final.parent)
+            self.path = self.final
+        self.committed = True
+
+    def checkpointed(self, event: str, trainer: Any, row: dict[str, Any]) -> None:
+        """A :class:`~rnnkit.Trainer` callback: the run commits at its first checkpoint, and the
+        trainer writes its checkpoints and log into the committed folder from then on."""
+        if event != "checkpoint" or self.committed:
+            return
+        moved = self.path != self.final
+        self.commit()
+        if moved:
+            from rnnkit.training import MetricLog
+
+            trainer.checkpoint_path = self.file(CHECKPOINT)
+            if trainer.log is not None:
+                trainer.log = MetricLog(self.file(trainer.log.path.name))
+
+    def _discard(self) -> None:
+        if self.path != self.final or self._created:
+            shutil.rmtree(self.path, ignore_errors=True)
+        else:  # the run's folder was there, empty: empty it again
+            for item in self.path.iterdir():
+                if item.is_dir():
+                    shutil.rmtree(item, ignore_errors=True)
+                else:
+                    item.unlink(missing_ok=True)
+
+    def _recover(self) -> None:
+        """Clean up after a command killed while writing this run: staging folders of dead
+        processes go; an old run cut off by a commit between its two renames comes back."""
+        parent, name = self.final.parent, self.final.name
+        if not parent.is_dir():
+            return
+        for item in parent.glob(f".{glob.escape(name)}.*-*"):
+            kind, _, pid = item.name[len(name) + 2 :].rpartition("-")
+            if kind not in ("new", "old") or not pid.isdigit() or _alive(int(pid)):
+                continue
+            if kind == "old" and not self.final.exists():
+                os.rename(item, self.final)
+            else:
+                shutil.rmtree(item, ignore_errors=True)
 
     @classmethod
     def open(cls, path: str | Path, task: str) -> RunFolder:
@@ -205,6 +319,47 @@ class RunFolder:
         if target.exists() and not replace:
             raise CLIError(f"{target} already exists; use --overwrite to replace it")
         tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
         return target
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); OSError elsewhere."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not available")
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(a))
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a folder's renames durable (where folders can be opened: not on Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rnnkit.data.files import regular_file
+
 #: Cell values read as "missing" (compared after stripping spaces, case-insensitively).
 MISSING_TOKENS = frozenset({"", "na", "nan", "?"})
 
@@ -143,11 +145,7 @@ def read_csv_table(path: str | os.PathLike[str]) -> tuple[list[str], list[tuple[
 
     Blank lines are skipped; every other row must have as many fields as the header.
     """
-    name = os.fspath(path)
-    if not os.path.exists(name):
-        raise FileNotFoundError(f"{name}: no such file")
-    if os.path.isdir(name):
-        raise ValueError(f"{name}: is a directory, expected a CSV file")
+    name = regular_file(path, "CSV file")
     try:
         # utf-8-sig drops a byte-order mark, which would otherwise stick to the first column name
         with open(name, encoding="utf-8-sig", newline="") as f:

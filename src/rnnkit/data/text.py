@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnkit.data.files import regular_file
+
 #: The id of every character the vocabulary does not know.
 UNKNOWN_ID = 0
 #: How the unknown id decodes: U+FFFD REPLACEMENT CHARACTER.
@@ -62,12 +64,7 @@ def load_text(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) 
 
 
 def _read_utf8(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise IsADirectoryError(f"{path}: is a directory, not a text file") from None
+    raw = Path(regular_file(path, "text file")).read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from rnnkit.data.files import regular_file
 from rnnkit.data.series import column_index, parse_float, read_csv_table
 
 
@@ -86,11 +87,7 @@ def load_ts(path: str | os.PathLike[str]) -> TSDataset:
         >>> data.X[1][:, 0].tolist(), data.metadata["equalLength"]
         ([7.0, nan], False)
     """
-    name = os.fspath(path)
-    if not os.path.exists(name):
-        raise FileNotFoundError(f"{name}: no such file")
-    if os.path.isdir(name):
-        raise ValueError(f"{name}: is a directory, expected a .ts file")
+    name = regular_file(path, ".ts file")
     # Comments are free prose from old archives: undecodable bytes there must not stop the load.
     with open(name, encoding="utf-8-sig", errors="replace") as f:
         lines = f.read().splitlines()

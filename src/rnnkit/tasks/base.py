@@ -81,6 +81,11 @@ class Estimator:
         ]
         return f"{type(self).__name__}({', '.join(shown)})"
 
+    def check_params(self) -> None:
+        """Check the constructor's arguments as ``fit`` would (ValueError/TypeError naming the
+        argument), without fitting: what a caller does before committing to a run."""
+        raise NotImplementedError
+
     # -- fitted state ---------------------------------------------------------------------------
 
     def _check_fitted(self) -> None:

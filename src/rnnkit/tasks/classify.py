@@ -168,7 +168,7 @@ class RNNClassifier(Estimator):
     def fit(self, X: Any, y: Any) -> RNNClassifier:
         """Learn the classes of ``y`` from the series ``X`` (see the module docstring for the
         forms ``X`` may take); returns ``self``."""
-        self._check_params()
+        self.check_params()
         series = _as_series(X)
         labels = _as_labels(y, len(series))
         try:
@@ -235,7 +235,7 @@ class RNNClassifier(Estimator):
         self.history_ = history
         return self
 
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
         _checks.positive_int("hidden_size", self.hidden_size)
         _checks.positive_int("num_layers", self.num_layers)
         if self.cell not in CELLS:

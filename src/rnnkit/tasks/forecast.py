@@ -54,6 +54,9 @@ STRATEGIES = ("direct", "recursive")
 SCALINGS = ("standard", "minmax", None)
 METHODS = ("model", "naive", "seasonal_naive", "drift")
 METRICS = ("MAE", "RMSE", "MAPE", "sMAPE", "MASE")
+#: The largest magnitude a series may have: the square of a difference of two such values
+#: (RMSE, the standard deviation) stays finite in float64.
+MAX_MAGNITUDE = 1e150
 
 
 # -- baselines -----------------------------------------------------------------------------------
@@ -286,7 +289,7 @@ class RNNForecaster(Estimator):
 
     # -- checks ---------------------------------------------------------------------------------
 
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
         """Validate the constructor arguments (done by ``fit``, as in scikit-learn)."""
         _checks.positive_int("window", self.window)
         _checks.positive_int("horizon", self.horizon)
@@ -335,6 +338,14 @@ class RNNForecaster(Estimator):
         if bad.any():
             i = int(np.argmax(bad))
             raise ValueError(f"{name} must be finite, got {arr[i]} at index {i}")
+        big = np.abs(arr) > MAX_MAGNITUDE
+        if big.any():
+            i = int(np.argmax(big))
+            raise ValueError(
+                f"{name} has {arr[i]:g} at index {i}: values beyond +-{MAX_MAGNITUDE:g} overflow "
+                "the squares that scaling and the error metrics take; divide the series by a "
+                "power of ten first"
+            )
         if log and (arr <= 0).any():
             i = int(np.argmax(arr <= 0))
             raise ValueError(f"{name} must be positive with log=True, got {arr[i]} at index {i}")
@@ -373,7 +384,7 @@ class RNNForecaster(Estimator):
     def fit(self, y: Any) -> RNNForecaster:
         """Fit on the series ``y`` (N,): every window of ``window`` steps and the value(s)
         after it form one training example. Returns ``self``."""
-        self._check_params()
+        self.check_params()
         lag = self._lag()
         y = self._series("y", y, self.log)
         W, O = self.window, (self.horizon if self.strategy == "direct" else 1)
@@ -482,7 +493,14 @@ class RNNForecaster(Estimator):
             t_hat = ext[:, lag:]
         else:
             t_hat = d_hat
-        return np.exp(t_hat) if log else t_hat
+        with np.errstate(over="ignore"):
+            y_hat = np.exp(t_hat) if log else t_hat
+        if not np.isfinite(y_hat).all():
+            raise ValueError(
+                "the forecast overflows float64 (the model's output grows without bound over "
+                f"this horizon of {horizon} steps): forecast fewer steps, or check the series"
+            )
+        return y_hat
 
     def predict(self, y_history: Any = None, horizon: int | None = None) -> np.ndarray:
         """Forecast the ``horizon`` (default: the constructor's) steps that follow the end of
@@ -589,7 +607,7 @@ class RNNForecaster(Estimator):
         origins = np.arange(initial, y.size - horizon + 1, step)
         if folds is not None:
             origins = origins[: _checks.positive_int("folds", folds)]
-        self._check_params()
+        self.check_params()
         self._check_length(f"the first training part y[:{initial}]", initial)
         return self._evaluate(y, origins, horizon, refit)
 
@@ -615,7 +633,7 @@ class RNNForecaster(Estimator):
             raise ValueError(
                 f"the training part ({origin} points) must exceed the season ({self.season}) and 1"
             )
-        self._check_params()
+        self.check_params()
         self._check_length(f"the training part y[:-{test_size}]", origin)
         return self._evaluate(y, np.array([origin]), test_size, refit=False)
 

@@ -120,6 +120,7 @@ class CharLM(Estimator):
         checkpoint: str | Path | None = None,
         resume: bool = False,
         log: str | Path | None = None,
+        callbacks: tuple = (),
     ) -> CharLM:
         """Learn to predict ``text`` one character after another.
 
@@ -136,11 +137,12 @@ class CharLM(Estimator):
                 from where they were, so ``steps``/``epochs`` count from the start of the first
                 run); without the file, training starts afresh.
             log: a ``.csv`` or ``.jsonl`` path for the metrics.
+            callbacks: :class:`~rnnkit.Trainer` callbacks, ``callback(event, trainer, row)``.
 
         Returns:
             self.
         """
-        self._validate_params()
+        self.check_params()
         text = _check_text(text)
         if resume and checkpoint is None:
             raise ValueError("resume=True needs checkpoint=<path> to resume from")
@@ -200,6 +202,7 @@ class CharLM(Estimator):
             desc=type(self).__name__,
             unit="char",
             config=config,
+            callbacks=tuple(callbacks),
         )
         model.eval()
         self.vocabulary_ = vocab
@@ -218,7 +221,7 @@ class CharLM(Estimator):
                 self.val_loss_ = total / count
         return self
 
-    def _validate_params(self) -> None:
+    def check_params(self) -> None:
         for name in ("hidden_size", "num_layers", "embedding_dim", "bptt", "batch_size", "epochs"):
             _checks.positive_int(name, getattr(self, name))
         if self.steps is not None:
@@ -306,7 +309,7 @@ class CharLM(Estimator):
         return {
             "nats_per_char": nats,
             "bits_per_char": nats / math.log(2),
-            "perplexity": math.exp(nats),
+            "perplexity": perplexity(nats),
             "chars": count,
             "unknown_chars": int((ids == UNKNOWN_ID).sum()),
         }
@@ -434,6 +437,17 @@ class CharLM(Estimator):
         self.history_ = {k: list(v) for k, v in state["history"].items()}
         self.val_loss_ = state["val_loss"]
         self.n_steps_ = state["n_steps"]
+
+
+def perplexity(nats: float) -> float:
+    """:math:`e^{\\mathrm{nats/char}}`, inf where that overflows (a diverged model).
+
+    Example:
+        >>> from rnnkit.tasks.lm import perplexity
+        >>> round(perplexity(1.0), 4), perplexity(3.6e6)
+        (2.7183, inf)
+    """
+    return math.inf if nats >= 709.0 else math.exp(nats)
 
 
 def _draw(z: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:

@@ -17,8 +17,8 @@ class MetricLog:
     """Append rows to ``path``: ``.csv`` (a header, then :data:`COLUMNS`) or ``.jsonl``.
 
     Each row is flushed as written, so the log is complete up to the last event even after a
-    crash. :meth:`truncate_after` drops the rows of steps later than a checkpoint's, so a resumed
-    run does not log those steps twice.
+    crash. :meth:`keep_rows` drops the rows written after a checkpoint, so a resumed run does
+    not log those events twice.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -52,9 +52,9 @@ class MetricLog:
                 return [{k: v for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
             return [json.loads(line) for line in f if line.strip()]
 
-    def truncate_after(self, step: int) -> None:
-        """Keep only the rows of steps <= ``step`` (rewritten atomically)."""
-        rows = [r for r in self.read() if int(float(r.get("step", 0))) <= step]
+    def keep_rows(self, n: int) -> None:
+        """Keep only the first ``n`` rows (rewritten atomically)."""
+        rows = self.read()[:n]
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         if tmp.exists():
             tmp.unlink()

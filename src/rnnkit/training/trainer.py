@@ -71,6 +71,7 @@ class _Progress:
     best: float | None = None
     bad: int = 0  # validations without improvement
     best_params: dict[str, np.ndarray] | None = None
+    first_loss: float | None = None  # the loss of the first step applied (for `divergence`)
 
 
 class Trainer:
@@ -90,8 +91,12 @@ class Trainer:
         accumulate: batches whose gradients are averaged into one optimiser step.
         stateful: carry each batch's final state into the next (truncated BPTT on a
             :class:`~rnnkit.data.StreamData`), zeroing the rows a batch marks in ``reset``.
-        max_nonfinite: this many non-finite steps in a row stop training with
+        max_nonfinite: this many non-finite or divergent steps in a row stop training with
             :class:`TrainingError` (each one is skipped, never applied, and logged).
+        divergence: a step whose loss is finite but above this many times the loss of the
+            first step applied counts as divergent, like a non-finite one (None: no such check).
+            A model that trains never gets there; one that diverges (a learning rate far too
+            high) does within a few steps.
         log: a ``.csv`` or ``.jsonl`` path for the metrics, or None.
         log_every: log the training loss every this many steps.
         checkpoint: a path for checkpoints (written atomically), or None.
@@ -126,6 +131,7 @@ class Trainer:
         accumulate: int = 1,
         stateful: bool = False,
         max_nonfinite: int = 5,
+        divergence: float | None = 1e3,
         log: str | Path | None = None,
         log_every: int = 1,
         checkpoint: str | Path | None = None,
@@ -152,6 +158,14 @@ class Trainer:
         self.accumulate = _checks.positive_int("accumulate", accumulate)
         self.stateful = _checks.boolean("stateful", stateful)
         self.max_nonfinite = _checks.positive_int("max_nonfinite", max_nonfinite)
+        if divergence is not None and not (
+            isinstance(divergence, (int, float))
+            and not isinstance(divergence, bool)
+            and math.isfinite(divergence)
+            and divergence > 1
+        ):
+            raise ValueError(f"divergence must be a number > 1 or None, got {divergence!r}")
+        self.divergence = divergence
         self.log = None if log is None else MetricLog(log)
         self.log_every = _checks.positive_int("log_every", log_every)
         self.checkpoint_path = None if checkpoint is None else Path(checkpoint)
@@ -203,17 +217,26 @@ class Trainer:
                 grads = {k: v / len(batches) for k, v in grads.items()}
         loss = total / len(batches)
         p = self.progress
-        if not (math.isfinite(loss) and all(np.isfinite(v).all() for v in grads.values())):
+        finite = math.isfinite(loss) and all(np.isfinite(v).all() for v in grads.values())
+        runaway = (
+            finite
+            and self.divergence is not None
+            and p.first_loss is not None
+            and loss > self.divergence * p.first_loss
+        )
+        if not finite or runaway:
             self.state = state_before  # a skipped step leaves no trace, not even in the state
             p.nonfinite += 1
             p.skipped += 1
-            row = self._row(
-                "skip",
-                loss=loss,
-                note=f"non-finite loss or gradient ({p.nonfinite} in a row): step skipped",
+            what = (
+                f"loss {loss:.4g} above {self.divergence:g} times the first step's"
+                if runaway
+                else "non-finite loss or gradient"
             )
-            return row
+            return self._row("skip", loss=loss, note=f"{what} ({p.nonfinite} in a row): skipped")
         p.nonfinite = 0
+        if p.first_loss is None and loss > 0:
+            p.first_loss = loss
         norm = None
         if self.clip_norm is not None:
             norm = clip_grad_norm(grads, self.clip_norm)
@@ -298,10 +321,21 @@ class Trainer:
         stopped = None
         with _deferred_interrupt(self):
             while stopped is None:
+                if p.order is not None and p.batch >= len(train):
+                    # An epoch whose batches are all done ends here, also when its last step
+                    # was checkpointed (or interrupted) before the epoch was counted.
+                    p.epoch += 1
+                    p.order = None
+                    if val is not None and val_every is None:
+                        stopped = self._validate(val, patience)
+                    if stopped is None and self._interrupt:
+                        stopped = "interrupted"
+                    if stopped is not None:
+                        break
                 if epochs is not None and p.epoch >= epochs:
                     stopped = "epochs"
                     break
-                if p.order is None or p.batch >= len(train):
+                if p.order is None:
                     p.order, p.batch = train.order(self.rng), 0
                 while p.batch < len(train):
                     if steps is not None and p.step >= steps:
@@ -319,9 +353,11 @@ class Trainer:
                     self._emit("skip" if kind == "skip" else "step", row)
                     if kind == "skip" and p.nonfinite >= self.max_nonfinite:
                         raise TrainingError(
-                            f"the loss or the gradients were non-finite in {p.nonfinite} steps "
-                            f"in a row (step {p.step}); nothing was applied. Lower the learning "
-                            "rate, clip the gradients (clip_norm) or check the data for NaN/Inf."
+                            f"training diverged: the loss or the gradients were non-finite"
+                            f"{self._divergence_note()} in {p.nonfinite} steps in a row (step "
+                            f"{p.step}, learning rate {self.optimizer.lr:g}); nothing of them "
+                            "was applied. Lower the learning rate, clip the gradients "
+                            "(clip_norm) or check the data for NaN/Inf."
                         )
                     if (
                         val is not None
@@ -340,13 +376,6 @@ class Trainer:
                         stopped = "interrupted"
                     if stopped is not None:
                         break
-                else:
-                    p.epoch += 1
-                    p.order = None
-                    if val is not None and val_every is None:
-                        stopped = self._validate(val, patience)
-                    if stopped is None and self._interrupt:
-                        stopped = "interrupted"
         if stopped == "early_stopping" and restore_best and p.best_params is not None:
             self.model.load_state_dict(p.best_params)
         if self.checkpoint_path is not None:
@@ -354,6 +383,11 @@ class Trainer:
         result = TrainResult(p.step, p.epoch, stopped, p.best, self.history)
         self._emit("end", {"step": p.step, "epoch": p.epoch, "kind": "end", "note": stopped})
         return result
+
+    def _divergence_note(self) -> str:
+        if self.divergence is None or self.progress.first_loss is None:
+            return ""
+        return f" or above {self.divergence:g} times the first step's loss"
 
     def _validate(self, val: Any, patience: int | None) -> str | None:
         """Validate, log, step a plateau schedule, track the best; "early_stopping" or None."""
@@ -428,6 +462,7 @@ class Trainer:
                 "best": p.best,
                 "bad": p.bad,
                 "best_params": p.best_params,
+                "first_loss": p.first_loss,
             },
             "state": state,
             "history": {k: [_json_scalar(v) for v in vs] for k, vs in self.history.items()},
@@ -493,6 +528,7 @@ class Trainer:
             g["best"],
             g["bad"],
             g["best_params"],
+            g.get("first_loss"),  # absent from checkpoints of rnnkit 0.1.0
         )
         s = tree["state"]
         self.state = (
@@ -502,7 +538,7 @@ class Trainer:
         )
         self.history = {k: list(v) for k, v in tree["history"].items()}
         if self.log is not None:
-            self.log.truncate_after(self.progress.step)
+            self.log.keep_rows(sum(1 for _ in next(iter(self.history.values()), [])))
         return tree["config"]
 
 
