@@ -77,7 +77,7 @@ def test_nonfinite_steps_are_skipped_then_stop_training(tmp_path):
     )
     seen = []
     trainer.callbacks.append(lambda event, t, row: seen.append((event, row["step"])))
-    with pytest.raises(TrainingError, match="non-finite.* in 3 steps in a row"):
+    with pytest.raises(TrainingError, match=r"non-finite.* in 3 steps in a row"):
         trainer.fit(regression_data(), steps=20)
     assert ("skip", 2) in seen and trainer.progress.step == 3  # steps 3, 5, 6, 7 not applied
     assert trainer.progress.skipped == 4
