@@ -9,6 +9,7 @@ import pytest
 
 import rnnkit
 from conftest import assert_close
+from optional_deps import requires_torch, torch
 from rnnkit.nn import Pooling
 
 TOL = 1e-6
@@ -186,21 +187,23 @@ def test_same_seed_same_model_and_generator_seeds_differ():
     assert not np.array_equal(c["head.weight"], d["head.weight"])
 
 
-torch = pytest.importorskip("torch")
+# -- against PyTorch (skipped without it) ----------------------------------------------------------
+
+if torch is not None:  # the tests that use the class skip without torch
+
+    class TorchLM(torch.nn.Module):
+        def __init__(self, V, E, H, L, cell):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(V, E, dtype=torch.float64)
+            self.rnn = getattr(torch.nn, cell.upper())(E, H, L, dtype=torch.float64)
+            self.head = torch.nn.Linear(H, V, dtype=torch.float64)
+
+        def forward(self, ids, state=None):
+            y, s = self.rnn(self.embedding(ids), state)
+            return self.head(y), s
 
 
-class TorchLM(torch.nn.Module):
-    def __init__(self, V, E, H, L, cell):
-        super().__init__()
-        self.embedding = torch.nn.Embedding(V, E, dtype=torch.float64)
-        self.rnn = getattr(torch.nn, cell.upper())(E, H, L, dtype=torch.float64)
-        self.head = torch.nn.Linear(H, V, dtype=torch.float64)
-
-    def forward(self, ids, state=None):
-        y, s = self.rnn(self.embedding(ids), state)
-        return self.head(y), s
-
-
+@requires_torch
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_language_model_matches_torch(cell):
     model = rnnkit.LanguageModel(11, 5, 6, 2, cell=cell, dtype=np.float64, seed=3)
@@ -217,6 +220,7 @@ def test_language_model_matches_torch(cell):
         assert_close(grads[name], p.grad.numpy(), 1e-10, name)
 
 
+@requires_torch
 def test_linear_and_embedding_match_torch():
     lin = rnnkit.Linear(4, 3, dtype=np.float64, seed=0)
     ref = torch.nn.Linear(4, 3, dtype=torch.float64)

@@ -5,7 +5,7 @@ Parity runs feed the same seeded gradient sequence to both sides and compare eve
 after every step in float64 (1e-12 relative to the tensor's magnitude); the schedules' learning
 rates must be torch's exactly (WarmupCosine with min_lr > 0: to 1e-15). Round trips must be
 bitwise: 10 steps, state_dict through JSON + .npz, load into fresh objects, 10 more steps equals 20
-straight.
+straight. Without torch the parity tests skip and the rest runs.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 
 from conftest import assert_close
+from optional_deps import requires_torch, torch
 from rnnkit import optim
-
-torch = pytest.importorskip("torch")
 
 SHAPES = {"weight": (4, 3), "bias": (4,), "cube": (2, 3, 2)}
 STEPS = 25
@@ -101,6 +100,7 @@ def case_id(case) -> str:
     return name + "-" + "-".join(f"{k}={v}" for k, v in kw.items()) if kw else name
 
 
+@requires_torch
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_optimizer_matches_torch_every_step(case):
     name, kwargs = case
@@ -120,6 +120,7 @@ def test_optimizer_matches_torch_every_step(case):
     assert {k: id(v) for k, v in live.items()} == ids, "parameters must be updated in place"
 
 
+@requires_torch
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
 def test_float32_follows_torch_and_keeps_dtype(name):
     kwargs = {"lr": 0.01, "momentum": 0.9} if name in ("SGD", "RMSprop") else {"lr": 0.01}
@@ -247,12 +248,14 @@ LR_SCHEDULES = {
 }
 
 
+@requires_torch
 @pytest.mark.parametrize("kind", LR_SCHEDULES)
 def test_schedule_matches_torch_exactly(kind):
     ours, theirs = LR_SCHEDULES[kind]
     assert our_sched_lrs(ours, 60) == torch_sched_lrs(theirs, 60)
 
 
+@requires_torch
 def test_warmup_cosine_with_min_lr_matches_torch_lambda():
     W, T, min_lr = 8, 40, 0.004
     ours = our_sched_lrs(lambda o: optim.WarmupCosine(o, W, T, min_lr=min_lr), 60)
@@ -281,6 +284,7 @@ PLATEAU_CONFIGS = [
 ]
 
 
+@requires_torch
 @pytest.mark.parametrize("config", PLATEAU_CONFIGS, ids=str)
 def test_plateau_matches_torch_exactly(config):
     assert len(PLATEAU_METRICS) == 60
@@ -317,6 +321,7 @@ def torch_clip(grads, max_norm, norm_type):
     return float(total), {k: p.grad.numpy() for k, p in zip(grads, ps, strict=True)}
 
 
+@requires_torch
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.5, math.inf, "inf"])
 @pytest.mark.parametrize("max_norm", [0.5, 1e4], ids=["clipped", "below-max"])
 def test_clip_grad_norm_matches_torch(norm_type, max_norm):
@@ -335,6 +340,7 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
         assert optim.clip_grad_norm(grads, math.inf, norm_type) <= max_norm
 
 
+@requires_torch
 def test_clip_grad_value_matches_torch():
     grads = grad_sequence(1, seed=3)[0]
     ps = []

@@ -3,6 +3,8 @@ and what came, so that no bare NumPy broadcasting or index error escapes from de
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -164,3 +166,109 @@ def token_ids(name: str, value: Any, vocab: int) -> np.ndarray:
             f"{index}"
         )
     return arr
+
+
+def entry(where: str, key: str) -> str:
+    """An argument's name in messages: ``lr`` as given to a constructor (``where`` empty), or its
+    path in a loaded dict, ``state_dict['hyperparams']['lr']``."""
+    return f"{where}[{key!r}]" if where else key
+
+
+def real(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    low_open: bool = False,
+    high: float | None = None,
+    high_open: bool = False,
+    allow_inf: bool = False,
+) -> float:
+    """``value`` as a Python float within the given bounds; the message states the range."""
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high:g}")
+    if low is not None and high is not None:
+        want = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    else:
+        want = " and ".join(parts)
+    kind = "a float" if allow_inf else "a finite float"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be {kind} {want}, got {type(value).__name__} {value!r}")
+    if isinstance(value, np.complexfloating):
+        raise TypeError(f"{name} must be {kind} {want}, got complex {value!r}")
+    out = float(value)
+    if math.isnan(out) or (math.isinf(out) and not allow_inf):
+        raise ValueError(f"{name} must be {kind} {want}, got {out}")
+    if low is not None and (out < low or (low_open and out == low)):
+        raise ValueError(f"{name} must be {kind} {want}, got {value!r}")
+    if high is not None and (out > high or (high_open and out == high)):
+        raise ValueError(f"{name} must be {kind} {want}, got {value!r}")
+    return out
+
+
+def integer(name: str, value: Any, *, low: int) -> int:
+    """``value`` as a Python int >= ``low``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= {low}, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value}")
+    return int(value)
+
+
+def choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """One of the strings ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        options = " or ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be {options}, got {value!r}")
+    return value
+
+
+def mapping(name: str, value: Any, what: str) -> Mapping[Any, Any]:
+    """A Mapping; ``what`` describes its entries in the message (``dict of <what>``)."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict of {what}, got {type(value).__name__}")
+    return value
+
+
+def keys_exactly(
+    name: str, value: Any, expected: list[str], what: str, *, keys: str = "the keys"
+) -> None:
+    """``value`` must be a Mapping (of ``what``) whose keys are exactly ``expected``."""
+    mapping(name, value, what)
+    missing = [k for k in expected if k not in value]
+    extra = [k for k in value if k not in expected]
+    if missing or extra:
+        parts = ([f"missing {missing}"] if missing else []) + (
+            [f"unexpected {extra}"] if extra else []
+        )
+        raise ValueError(f"{name} must have exactly {keys} {expected}, got {'; '.join(parts)}")
+
+
+def float_arrays(name: str, value: Any, what: str, in_place: str) -> dict[Any, np.ndarray]:
+    """A dict of writeable float32 / float64 arrays to update in place (a shallow copy of
+    ``value``: the same arrays); ``in_place`` says who writes, for the read-only error."""
+    for key, arr in mapping(name, value, what).items():
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{name}[{key!r}] must be a numpy.ndarray, got {type(arr).__name__}")
+        if arr.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name}[{key!r}] must have dtype float32 or float64, got {arr.dtype}")
+        if not arr.flags.writeable:
+            raise ValueError(f"{name}[{key!r}] is read-only; {in_place}")
+    return dict(value)
+
+
+def like(name: str, value: Any, ref: np.ndarray, ref_name: str = "the parameter") -> np.ndarray:
+    """A NumPy array with the shape and dtype of ``ref`` (a gradient or state of a parameter)."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(value).__name__}")
+    if value.shape != ref.shape:
+        raise ValueError(
+            f"{name} must have shape {fmt_shape(ref.shape)} like {ref_name}, "
+            f"got {fmt_shape(value.shape)}"
+        )
+    if value.dtype != ref.dtype:
+        raise TypeError(f"{name} must have dtype {ref.dtype} like {ref_name}, got {value.dtype}")
+    return value

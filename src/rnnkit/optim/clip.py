@@ -11,23 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit._checks import FLOAT_DTYPES
-from rnnkit.optim.optimizers import _real
+from rnnkit import _checks
 
 
 def _check_grads(grads: Any) -> dict[str, np.ndarray]:
-    if not isinstance(grads, Mapping):
-        raise TypeError(
-            f"grads must be a dict of name -> gradient array, got {type(grads).__name__}"
-        )
-    for name, g in grads.items():
-        if not isinstance(g, np.ndarray):
-            raise TypeError(f"grads[{name!r}] must be a numpy.ndarray, got {type(g).__name__}")
-        if g.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"grads[{name!r}] must have dtype float32 or float64, got {g.dtype}")
-        if not g.flags.writeable:
-            raise ValueError(f"grads[{name!r}] is read-only; clipping works in place")
-    return dict(grads)
+    return _checks.float_arrays("grads", grads, "name -> gradient array", "clipping works in place")
 
 
 def _norm(x: np.ndarray, p: float) -> float:
@@ -70,10 +58,10 @@ def clip_grad_norm(
     (array([0.6, 0. ]), array([0.8]))
     """
     grads = _check_grads(grads)
-    max_norm = _real("max_norm", max_norm, low=0.0, low_open=True, allow_inf=True)
+    max_norm = _checks.real("max_norm", max_norm, low=0.0, low_open=True, allow_inf=True)
     if isinstance(norm_type, str) and norm_type.strip().lower() in ("inf", "+inf", "infinity"):
         norm_type = math.inf
-    p = _real("norm_type", norm_type, low=0.0, low_open=True, allow_inf=True)
+    p = _checks.real("norm_type", norm_type, low=0.0, low_open=True, allow_inf=True)
     if not grads:
         return 0.0
     norms = np.array([_norm(g, p) for g in grads.values()])
@@ -107,6 +95,6 @@ def clip_grad_value(grads: Mapping[str, np.ndarray], clip: float) -> None:
     array([-1. ,  0.5,  1. ])
     """
     grads = _check_grads(grads)
-    clip = _real("clip", clip, low=0.0, low_open=True, allow_inf=True)
+    clip = _checks.real("clip", clip, low=0.0, low_open=True, allow_inf=True)
     for g in grads.values():
         np.clip(g, -clip, clip, out=g)

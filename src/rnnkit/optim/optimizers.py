@@ -11,123 +11,47 @@ learning rate (``lr``), :math:`\lambda` weight decay, :math:`\mu` momentum, :mat
 (``eps``), :math:`\eta` (Adagrad's ``lr_decay``).
 
 Each update is a pure function (``_sgd_update``, ...) of the parameter, its gradient, its state
-arrays and the hyper-parameters, which writes into the parameter and the state arrays; the classes
-only validate, hold the arrays and count steps. The order of floating-point operations follows
-torch's single-tensor (``foreach=False``) code, so float64 trajectories agree with torch's to
-an ulp or so (torch's kernels fuse some multiply-adds; the tests ask for 1e-12 relative at each of
-25 steps). Resuming from :meth:`Optimizer.state_dict` is bit-identical to never having stopped.
+arrays and the hyper-parameters (keyword arguments named as the constructor's), which writes into
+the parameter and the state arrays. Each class declares its hyper-parameters once, in ``_HYPER``,
+and its state arrays; the base class derives the rest. The order of floating-point operations
+follows torch's single-tensor (``foreach=False``) code, so float64 trajectories agree with torch's
+to an ulp or so (torch's kernels fuse some multiply-adds; the tests ask for 1e-12 relative at each
+of 25 steps). Resuming from :meth:`Optimizer.state_dict` is bit-identical to never having stopped.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from typing import Any, ClassVar
+import inspect
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from rnnkit._checks import FLOAT_DTYPES, fmt_shape
+from rnnkit import _checks
 
-Hyper = dict[str, Any]  # normalised hyper-parameters: Python floats, bools and lists only
-
-
-# -- argument checks -------------------------------------------------------------------------------
+State = dict[str, np.ndarray]  # one parameter's state arrays, by name
+REQUIRED = inspect.Parameter.empty  # the default of a hyper-parameter that has none
 
 
-def _real(
-    name: str,
-    value: Any,
-    *,
-    low: float | None = None,
-    low_open: bool = False,
-    high: float | None = None,
-    high_open: bool = False,
-    allow_inf: bool = False,
-) -> float:
-    """``value`` as a Python float within the given bounds; the message states the range."""
-    parts = []
-    if low is not None:
-        parts.append(f"{'>' if low_open else '>='} {low:g}")
-    if high is not None:
-        parts.append(f"{'<' if high_open else '<='} {high:g}")
-    if low is not None and high is not None:
-        want = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    else:
-        want = " and ".join(parts)
-    kind = "a float" if allow_inf else "a finite float"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"{name} must be {kind} {want}, got {type(value).__name__} {value!r}")
-    if isinstance(value, np.complexfloating):
-        raise TypeError(f"{name} must be {kind} {want}, got complex {value!r}")
-    out = float(value)
-    if math.isnan(out) or (math.isinf(out) and not allow_inf):
-        raise ValueError(f"{name} must be {kind} {want}, got {out}")
-    if low is not None and (out < low or (low_open and out == low)):
-        raise ValueError(f"{name} must be {kind} {want}, got {value!r}")
-    if high is not None and (out > high or (high_open and out == high)):
-        raise ValueError(f"{name} must be {kind} {want}, got {value!r}")
-    return out
+class Hyper(NamedTuple):
+    """A hyper-parameter, declared once: its keyword ``name``, its ``default`` (``REQUIRED`` for
+    none) and ``check(name, value)``, which returns the value as ``state_dict`` stores it (Python
+    floats, bools, lists) or raises an error naming ``name``."""
+
+    name: str
+    default: Any
+    check: Callable[[str, Any], Any]
 
 
-def _int(name: str, value: Any, *, low: int) -> int:
-    """``value`` as a Python int >= ``low``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {low}, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value}")
-    return int(value)
+_nonnegative = partial(_checks.real, low=0.0)
+_fraction = partial(_checks.real, low=0.0, high=1.0, high_open=True)  # in [0, 1)
 
 
-def _bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        options = " or ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be {options}, got {value!r}")
-    return value
-
-
-def _keys_exactly(name: str, mapping: Any, expected: list[str], what: str) -> None:
-    """``mapping`` must be a Mapping whose keys are exactly ``expected``."""
-    if not isinstance(mapping, Mapping):
-        raise TypeError(f"{name} must be a dict of {what}, got {type(mapping).__name__}")
-    missing = [k for k in expected if k not in mapping]
-    extra = [k for k in mapping if k not in expected]
-    if missing or extra:
-        parts = ([f"missing {missing}"] if missing else []) + (
-            [f"unexpected {extra}"] if extra else []
-        )
-        raise ValueError(f"{name} must have exactly the keys {expected}, got {'; '.join(parts)}")
-
-
-def _check_params(params: Any) -> dict[str, np.ndarray]:
-    if not isinstance(params, Mapping):
-        raise TypeError(
-            "params must be a dict of parameter name -> numpy array (e.g. model.parameters()), "
-            f"got {type(params).__name__}"
-        )
-    if len(params) == 0:
-        raise ValueError("params must hold at least one parameter, got an empty dict")
-    out = {}
-    for name, value in params.items():
-        if not isinstance(name, str):
-            raise TypeError(f"params keys must be str, got {type(name).__name__} {name!r}")
-        if not isinstance(value, np.ndarray):
-            raise TypeError(f"params[{name!r}] must be a numpy.ndarray, got {type(value).__name__}")
-        if value.dtype not in FLOAT_DTYPES:
-            raise TypeError(
-                f"params[{name!r}] must have dtype float32 or float64, got {value.dtype}"
-            )
-        if not value.flags.writeable:
-            raise ValueError(
-                f"params[{name!r}] is read-only; the optimiser must update it in place"
-            )
-        out[name] = value
-    return out
+def _betas(name: str, value: Any) -> list[float]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (beta1, beta2) of floats in [0, 1), got {value!r}")
+    return [_fraction(f"{name}[{i}]", b) for i, b in enumerate(value)]
 
 
 # -- the update rules, as pure functions -----------------------------------------------------------
@@ -145,7 +69,7 @@ def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
 def _sgd_update(
     param: np.ndarray,
     grad: np.ndarray,
-    buf: np.ndarray | None,
+    state: State,
     *,
     lr: float,
     momentum: float,
@@ -153,38 +77,38 @@ def _sgd_update(
     nesterov: bool,
     weight_decay: float,
     maximize: bool,
-) -> np.ndarray | None:
-    """One SGD step on ``param`` in place; returns the momentum buffer (None without momentum)."""
+) -> None:
+    """One SGD step on ``param`` in place; the momentum buffer is born at the first step."""
     g = -grad if maximize else grad
     if weight_decay != 0:
         g = g + weight_decay * param
     if momentum != 0:
+        buf = state.get("momentum_buffer")
         if buf is None:  # torch starts the buffer at the first gradient, undampened
-            buf = np.array(g)
+            buf = state["momentum_buffer"] = np.array(g)
         else:
             buf *= momentum
             buf += (1 - dampening) * g
         g = g + momentum * buf if nesterov else buf
     param += -lr * g
-    return buf
 
 
 def _adam_update(
     param: np.ndarray,
     grad: np.ndarray,
-    exp_avg: np.ndarray,
-    exp_avg_sq: np.ndarray,
-    max_exp_avg_sq: np.ndarray | None,
+    state: State,
     *,
     step: int,
     lr: float,
-    beta1: float,
-    beta2: float,
+    betas: list[float],
     eps: float,
     weight_decay: float,
+    amsgrad: bool,
     decoupled: bool,
 ) -> None:
     """One Adam (``decoupled=False``) or AdamW step; ``step`` is t, 1 at the first step."""
+    beta1, beta2 = betas
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
     g = grad
     if weight_decay != 0:
         if decoupled:
@@ -198,7 +122,8 @@ def _adam_update(
     bias_correction2 = 1 - beta2 ** float(step)
     step_size = lr / bias_correction1
     bias_correction2_sqrt = bias_correction2**0.5  # torch's spelling; math.sqrt may round apart
-    if max_exp_avg_sq is not None:
+    if amsgrad:
+        max_exp_avg_sq = state["max_exp_avg_sq"]
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
         denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps
     else:
@@ -209,23 +134,24 @@ def _adam_update(
 def _rmsprop_update(
     param: np.ndarray,
     grad: np.ndarray,
-    square_avg: np.ndarray,
-    grad_avg: np.ndarray | None,
-    momentum_buffer: np.ndarray | None,
+    state: State,
     *,
     lr: float,
     alpha: float,
     eps: float,
     weight_decay: float,
     momentum: float,
+    centered: bool,
 ) -> None:
-    """One RMSprop step; ``grad_avg`` is given iff centred, ``momentum_buffer`` iff momentum > 0."""
+    """One RMSprop step."""
+    square_avg = state["square_avg"]
     g = grad
     if weight_decay != 0:
         g = g + weight_decay * param
     square_avg *= alpha
     square_avg += (1 - alpha) * g * g
-    if grad_avg is not None:
+    if centered:
+        grad_avg = state["grad_avg"]
         _lerp_(grad_avg, g, 1 - alpha)
         var = square_avg - grad_avg * grad_avg
         # v >= m^2 holds exactly, but rounding can push it a hair below 0 once the gradient has
@@ -235,10 +161,11 @@ def _rmsprop_update(
     else:
         avg = np.sqrt(square_avg)
     avg += eps
-    if momentum_buffer is not None:
-        momentum_buffer *= momentum
-        momentum_buffer += g / avg
-        param += -lr * momentum_buffer
+    if momentum > 0:
+        buf = state["momentum_buffer"]
+        buf *= momentum
+        buf += g / avg
+        param += -lr * buf
     else:
         param += (-lr * g) / avg
 
@@ -246,15 +173,18 @@ def _rmsprop_update(
 def _adagrad_update(
     param: np.ndarray,
     grad: np.ndarray,
-    state_sum: np.ndarray,
+    state: State,
     *,
     step: int,
     lr: float,
     lr_decay: float,
     weight_decay: float,
+    initial_accumulator_value: float,
     eps: float,
 ) -> None:
-    """One Adagrad step; ``step`` is t, 1 at the first step."""
+    """One Adagrad step; ``step`` is t, 1 at the first step. ``initial_accumulator_value`` is
+    :math:`s_0`, already in ``state["sum"]``."""
+    state_sum = state["sum"]
     g = grad
     if weight_decay != 0:
         g = g + weight_decay * param
@@ -272,35 +202,57 @@ class Optimizer:
     """Base class: the live parameters, the hyper-parameters, per-parameter state and the step
     count, with gradient validation and a checkpointable ``state_dict``.
 
-    Subclasses define ``_check_hyper`` (validate and normalise the hyper-parameters),
-    ``_state_keys`` (which state arrays exist), ``_init_state`` and ``_update`` (call the pure
-    update function). Not used directly.
+    A subclass declares its hyper-parameters in ``_HYPER``, from which this class derives the
+    constructor's signature (as :func:`inspect.signature` and :func:`help` show it), the argument
+    checks, :attr:`hyperparams`, :meth:`state_dict`, :meth:`load_state_dict` and ``repr``. It
+    defines ``_state_keys`` (which state arrays exist), ``_update`` (calls its pure update
+    function) and, if its state does not start at zero, ``_init_state``. Not used directly.
+
+    An optimiser pickles and deep-copies with its parameters; the copy updates its own copies of
+    the arrays (pickle the parameters and the optimiser together to keep them shared).
     """
 
-    #: the constructor's hyper-parameter names: the keys of ``state_dict()["hyperparams"]``
-    _HYPER: ClassVar[tuple[str, ...]] = ()
+    #: the hyper-parameters, in the constructor's order: ``state_dict()["hyperparams"]``
+    _HYPER: ClassVar[tuple[Hyper, ...]] = ()
 
-    def __init__(self, params: Mapping[str, np.ndarray], **hyper: Any) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        cls.__signature__ = inspect.Signature(
+            [inspect.Parameter("params", kind)]
+            + [inspect.Parameter(h.name, kind, default=h.default) for h in cls._HYPER]
+        )
+
+    def __init__(self, params: Mapping[str, np.ndarray], *args: Any, **kwargs: Any) -> None:
+        try:  # the arguments as the subclass's signature binds them
+            bound = inspect.signature(type(self)).bind(params, *args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{type(self).__name__}() {e}") from None
+        bound.apply_defaults()
         self._params = _check_params(params)  # a shallow copy: the same live arrays
-        self._hyper = self._check_hyper(hyper, "")
+        self._hyper = self._check_hyper(bound.arguments, "")
         self._step_count = 0
-        self._state = {name: self._init_state(p, self._hyper) for name, p in self._params.items()}
+        self._state = {name: self._init_state(p) for name, p in self._params.items()}
 
     # -- to define in subclasses -------------------------------------------------------------------
 
     @classmethod
-    def _check_hyper(cls, hyper: Mapping[str, Any], where: str) -> Hyper:
+    def _state_keys(cls, hyper: dict[str, Any], step_count: int) -> list[str]:
         raise NotImplementedError
+
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: State) -> None:
+        raise NotImplementedError
+
+    def _init_state(self, param: np.ndarray) -> State:
+        return {k: np.zeros(param.shape, param.dtype) for k in self._state_keys(self._hyper, 0)}
 
     @classmethod
-    def _state_keys(cls, hyper: Hyper, step_count: int) -> list[str]:
-        raise NotImplementedError
-
-    def _init_state(self, param: np.ndarray, hyper: Hyper) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        raise NotImplementedError
+    def _check_hyper(cls, values: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """The hyper-parameters checked and normalised, from the constructor (``where`` empty) or
+        from ``where`` in a state_dict, which must then have exactly the declared keys."""
+        if where:
+            _checks.keys_exactly(where, values, [h.name for h in cls._HYPER], "hyper-parameters")
+        return {h.name: h.check(_checks.entry(where, h.name), values[h.name]) for h in cls._HYPER}
 
     # -- public interface --------------------------------------------------------------------------
 
@@ -311,7 +263,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._hyper["lr"] = _real("lr", value, low=0.0)
+        self._hyper["lr"] = _nonnegative("lr", value)
 
     @property
     def step_count(self) -> int:
@@ -319,7 +271,7 @@ class Optimizer:
         return self._step_count
 
     @property
-    def hyperparams(self) -> Hyper:
+    def hyperparams(self) -> dict[str, Any]:
         """A copy of the hyper-parameters, by constructor argument name."""
         return {k: list(v) if isinstance(v, list) else v for k, v in self._hyper.items()}
 
@@ -334,7 +286,10 @@ class Optimizer:
         ``grads`` is not modified. Non-finite gradients are applied as they come (and would then
         poison the state): screening them is the caller's job -- the trainer skips such steps.
         """
-        self._check_grads(grads)
+        what = "parameter name -> gradient array"
+        _checks.keys_exactly("grads", grads, self.param_names, what, keys="the parameters' names")
+        for name, param in self._params.items():
+            _checks.like(f"grads[{name!r}]", grads[name], param)
         self._step_count += 1
         for name, param in self._params.items():
             self._update(param, grads[name], self._state[name])
@@ -366,102 +321,42 @@ class Optimizer:
         all checked first; on any mismatch a ``ValueError`` or ``TypeError`` names the entry and
         nothing is changed. Arrays are copied in, so the dict may be reused.
         """
-        _keys_exactly(
-            "state_dict", state_dict, ["type", "hyperparams", "step_count", "state"], "entries"
-        )
+        entries = ["type", "hyperparams", "step_count", "state"]
+        _checks.keys_exactly("state_dict", state_dict, entries, "entries")
         kind = state_dict["type"]
         if kind != type(self).__name__:
             raise ValueError(
                 f"state_dict['type'] must be {type(self).__name__!r} (this optimiser), got {kind!r}"
             )
         hyper = self._check_hyper(state_dict["hyperparams"], "state_dict['hyperparams']")
-        step_count = _int("state_dict['step_count']", state_dict["step_count"], low=0)
-        _keys_exactly(
-            "state_dict['state']", state_dict["state"], list(self._params), "state by parameter"
-        )
+        step_count = _checks.integer("state_dict['step_count']", state_dict["step_count"], low=0)
+        saved = state_dict["state"]
+        _checks.keys_exactly("state_dict['state']", saved, self.param_names, "state by parameter")
         keys = self._state_keys(hyper, step_count)
         new_state = {}
         for name, param in self._params.items():
             where = f"state_dict['state'][{name!r}]"
-            entry = state_dict["state"][name]
-            _keys_exactly(where, entry, keys, "state arrays")
-            new_state[name] = {}
-            for key in keys:
-                value = entry[key]
-                if not isinstance(value, np.ndarray):
-                    raise TypeError(
-                        f"{where}[{key!r}] must be a numpy.ndarray, got {type(value).__name__}"
-                    )
-                if value.shape != param.shape:
-                    raise ValueError(
-                        f"{where}[{key!r}] must have shape {fmt_shape(param.shape)} like the "
-                        f"parameter, got {fmt_shape(value.shape)}"
-                    )
-                if value.dtype != param.dtype:
-                    raise TypeError(
-                        f"{where}[{key!r}] must have dtype {param.dtype} like the parameter, "
-                        f"got {value.dtype}"
-                    )
-                new_state[name][key] = np.array(value)
+            _checks.keys_exactly(where, saved[name], keys, "state arrays")
+            new_state[name] = {
+                key: np.array(_checks.like(f"{where}[{key!r}]", saved[name][key], param))
+                for key in keys
+            }
         self._hyper, self._step_count, self._state = hyper, step_count, new_state
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items())
         return f"{type(self).__name__}({args}; {len(self._params)} params, step {self._step_count})"
 
-    # -- helpers -----------------------------------------------------------------------------------
 
-    def _check_grads(self, grads: Any) -> None:
-        if not isinstance(grads, Mapping):
-            raise TypeError(
-                f"grads must be a dict of parameter name -> gradient array, got "
-                f"{type(grads).__name__}"
-            )
-        missing = [k for k in self._params if k not in grads]
-        extra = [k for k in grads if k not in self._params]
-        if missing or extra:
-            parts = ([f"missing {missing}"] if missing else []) + (
-                [f"unexpected {extra}"] if extra else []
-            )
-            raise ValueError(
-                f"grads must have exactly the parameters' names {list(self._params)}, "
-                f"got {'; '.join(parts)}"
-            )
-        for name, param in self._params.items():
-            g = grads[name]
-            if not isinstance(g, np.ndarray):
-                raise TypeError(f"grads[{name!r}] must be a numpy.ndarray, got {type(g).__name__}")
-            if g.shape != param.shape:
-                raise ValueError(
-                    f"grads[{name!r}] must have shape {fmt_shape(param.shape)} like the "
-                    f"parameter, got {fmt_shape(g.shape)}"
-                )
-            if g.dtype != param.dtype:
-                raise TypeError(
-                    f"grads[{name!r}] must have dtype {param.dtype} like the parameter, "
-                    f"got {g.dtype}"
-                )
-
-    @classmethod
-    def _hyper_dict(cls, hyper: Mapping[str, Any], where: str) -> Mapping[str, Any]:
-        """Check the key set of a hyper-parameter dict loaded from a state_dict."""
-        if where:
-            _keys_exactly(where, hyper, list(cls._HYPER), "hyper-parameters")
-        return hyper
-
-
-def _name(where: str, key: str) -> str:
-    """An argument's name in messages: ``lr`` from the constructor, or its state_dict path."""
-    return f"{where}[{key!r}]" if where else key
-
-
-def _check_betas(where: str, betas: Any) -> list[float]:
-    name = _name(where, "betas")
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise TypeError(f"{name} must be a pair (beta1, beta2) of floats in [0, 1), got {betas!r}")
-    return [
-        _real(f"{name}[{i}]", b, low=0.0, high=1.0, high_open=True) for i, b in enumerate(betas)
-    ]
+def _check_params(params: Any) -> dict[str, np.ndarray]:
+    what = "parameter name -> numpy array (e.g. model.parameters())"
+    out = _checks.float_arrays("params", params, what, "the optimiser must update it in place")
+    if not out:
+        raise ValueError("params must hold at least one parameter, got an empty dict")
+    for name in out:
+        if not isinstance(name, str):
+            raise TypeError(f"params keys must be str, got {type(name).__name__} {name!r}")
+    return out
 
 
 class SGD(Optimizer):
@@ -505,68 +400,31 @@ class SGD(Optimizer):
     array([ 0.855, -2.145])
     """
 
-    _HYPER = ("lr", "momentum", "dampening", "nesterov", "weight_decay", "maximize")
-
-    def __init__(
-        self,
-        params: Mapping[str, np.ndarray],
-        lr: float,
-        momentum: float = 0.0,
-        dampening: float = 0.0,
-        nesterov: bool = False,
-        weight_decay: float = 0.0,
-        maximize: bool = False,
-    ) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            nesterov=nesterov,
-            weight_decay=weight_decay,
-            maximize=maximize,
-        )
+    _HYPER = (
+        Hyper("lr", REQUIRED, _nonnegative),
+        Hyper("momentum", 0.0, _nonnegative),
+        Hyper("dampening", 0.0, _nonnegative),
+        Hyper("nesterov", False, _checks.boolean),
+        Hyper("weight_decay", 0.0, _nonnegative),
+        Hyper("maximize", False, _checks.boolean),
+    )
 
     @classmethod
-    def _check_hyper(cls, hyper: Mapping[str, Any], where: str) -> Hyper:
-        h = cls._hyper_dict(hyper, where)
-        out = {
-            "lr": _real(_name(where, "lr"), h["lr"], low=0.0),
-            "momentum": _real(_name(where, "momentum"), h["momentum"], low=0.0),
-            "dampening": _real(_name(where, "dampening"), h["dampening"], low=0.0),
-            "nesterov": _bool(_name(where, "nesterov"), h["nesterov"]),
-            "weight_decay": _real(_name(where, "weight_decay"), h["weight_decay"], low=0.0),
-            "maximize": _bool(_name(where, "maximize"), h["maximize"]),
-        }
-        if out["nesterov"] and (out["momentum"] == 0 or out["dampening"] != 0):
+    def _check_hyper(cls, values: Mapping[str, Any], where: str) -> dict[str, Any]:
+        h = super()._check_hyper(values, where)
+        if h["nesterov"] and (h["momentum"] == 0 or h["dampening"] != 0):
             raise ValueError(
-                f"{_name(where, 'nesterov')}=True needs momentum > 0 and dampening == 0, got "
-                f"momentum={out['momentum']} and dampening={out['dampening']}"
+                f"{_checks.entry(where, 'nesterov')}=True needs momentum > 0 and dampening == 0, "
+                f"got momentum={h['momentum']} and dampening={h['dampening']}"
             )
-        return out
+        return h
 
     @classmethod
-    def _state_keys(cls, hyper: Hyper, step_count: int) -> list[str]:
+    def _state_keys(cls, hyper: dict[str, Any], step_count: int) -> list[str]:
         return ["momentum_buffer"] if hyper["momentum"] != 0 and step_count > 0 else []
 
-    def _init_state(self, param: np.ndarray, hyper: Hyper) -> dict[str, np.ndarray]:
-        return {}  # the momentum buffer is born at the first step
-
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        h = self._hyper
-        buf = _sgd_update(
-            param,
-            grad,
-            state.get("momentum_buffer"),
-            lr=h["lr"],
-            momentum=h["momentum"],
-            dampening=h["dampening"],
-            nesterov=h["nesterov"],
-            weight_decay=h["weight_decay"],
-            maximize=h["maximize"],
-        )
-        if buf is not None:
-            state["momentum_buffer"] = buf
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: State) -> None:
+        _sgd_update(param, grad, state, **self._hyper)
 
 
 class Adam(Optimizer):
@@ -606,56 +464,22 @@ class Adam(Optimizer):
     array([ 0.9, -1.9])
     """
 
-    _HYPER = ("lr", "betas", "eps", "weight_decay", "amsgrad")
+    _HYPER = (
+        Hyper("lr", 1e-3, _nonnegative),
+        Hyper("betas", (0.9, 0.999), _betas),
+        Hyper("eps", 1e-8, _nonnegative),
+        Hyper("weight_decay", 0.0, _nonnegative),
+        Hyper("amsgrad", False, _checks.boolean),
+    )
     _DECOUPLED: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        params: Mapping[str, np.ndarray],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        amsgrad: bool = False,
-    ) -> None:
-        super().__init__(
-            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad
-        )
-
     @classmethod
-    def _check_hyper(cls, hyper: Mapping[str, Any], where: str) -> Hyper:
-        h = cls._hyper_dict(hyper, where)
-        return {
-            "lr": _real(_name(where, "lr"), h["lr"], low=0.0),
-            "betas": _check_betas(where, h["betas"]),
-            "eps": _real(_name(where, "eps"), h["eps"], low=0.0),
-            "weight_decay": _real(_name(where, "weight_decay"), h["weight_decay"], low=0.0),
-            "amsgrad": _bool(_name(where, "amsgrad"), h["amsgrad"]),
-        }
-
-    @classmethod
-    def _state_keys(cls, hyper: Hyper, step_count: int) -> list[str]:
+    def _state_keys(cls, hyper: dict[str, Any], step_count: int) -> list[str]:
         return ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if hyper["amsgrad"] else [])
 
-    def _init_state(self, param: np.ndarray, hyper: Hyper) -> dict[str, np.ndarray]:
-        return {key: np.zeros(param.shape, param.dtype) for key in self._state_keys(hyper, 0)}
-
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        h = self._hyper
-        _adam_update(
-            param,
-            grad,
-            state["exp_avg"],
-            state["exp_avg_sq"],
-            state.get("max_exp_avg_sq"),
-            step=self._step_count,
-            lr=h["lr"],
-            beta1=h["betas"][0],
-            beta2=h["betas"][1],
-            eps=h["eps"],
-            weight_decay=h["weight_decay"],
-            decoupled=self._DECOUPLED,
-        )
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: State) -> None:
+        step, decoupled = self._step_count, self._DECOUPLED
+        _adam_update(param, grad, state, step=step, decoupled=decoupled, **self._hyper)
 
 
 class AdamW(Adam):
@@ -687,20 +511,8 @@ class AdamW(Adam):
     array([ 0.95, -1.9 ])
     """
 
+    _HYPER = tuple(h._replace(default=1e-2) if h.name == "weight_decay" else h for h in Adam._HYPER)
     _DECOUPLED = True
-
-    def __init__(
-        self,
-        params: Mapping[str, np.ndarray],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-    ) -> None:
-        super().__init__(
-            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad
-        )
 
 
 class RMSprop(Optimizer):
@@ -743,65 +555,22 @@ class RMSprop(Optimizer):
     array([ 0.98, -1.98])
     """
 
-    _HYPER = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
-
-    def __init__(
-        self,
-        params: Mapping[str, np.ndarray],
-        lr: float = 1e-2,
-        alpha: float = 0.99,
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        momentum: float = 0.0,
-        centered: bool = False,
-    ) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-        )
+    _HYPER = (
+        Hyper("lr", 1e-2, _nonnegative),
+        Hyper("alpha", 0.99, _fraction),
+        Hyper("eps", 1e-8, _nonnegative),
+        Hyper("weight_decay", 0.0, _nonnegative),
+        Hyper("momentum", 0.0, _nonnegative),
+        Hyper("centered", False, _checks.boolean),
+    )
 
     @classmethod
-    def _check_hyper(cls, hyper: Mapping[str, Any], where: str) -> Hyper:
-        h = cls._hyper_dict(hyper, where)
-        return {
-            "lr": _real(_name(where, "lr"), h["lr"], low=0.0),
-            "alpha": _real(_name(where, "alpha"), h["alpha"], low=0.0, high=1.0, high_open=True),
-            "eps": _real(_name(where, "eps"), h["eps"], low=0.0),
-            "weight_decay": _real(_name(where, "weight_decay"), h["weight_decay"], low=0.0),
-            "momentum": _real(_name(where, "momentum"), h["momentum"], low=0.0),
-            "centered": _bool(_name(where, "centered"), h["centered"]),
-        }
+    def _state_keys(cls, hyper: dict[str, Any], step_count: int) -> list[str]:
+        momentum = ["momentum_buffer"] if hyper["momentum"] > 0 else []
+        return ["square_avg", *momentum] + (["grad_avg"] if hyper["centered"] else [])
 
-    @classmethod
-    def _state_keys(cls, hyper: Hyper, step_count: int) -> list[str]:
-        return (
-            ["square_avg"]
-            + (["momentum_buffer"] if hyper["momentum"] > 0 else [])
-            + (["grad_avg"] if hyper["centered"] else [])
-        )
-
-    def _init_state(self, param: np.ndarray, hyper: Hyper) -> dict[str, np.ndarray]:
-        return {key: np.zeros(param.shape, param.dtype) for key in self._state_keys(hyper, 0)}
-
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        h = self._hyper
-        _rmsprop_update(
-            param,
-            grad,
-            state["square_avg"],
-            state.get("grad_avg"),
-            state.get("momentum_buffer"),
-            lr=h["lr"],
-            alpha=h["alpha"],
-            eps=h["eps"],
-            weight_decay=h["weight_decay"],
-            momentum=h["momentum"],
-        )
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: State) -> None:
+        _rmsprop_update(param, grad, state, **self._hyper)
 
 
 class Adagrad(Optimizer):
@@ -833,57 +602,20 @@ class Adagrad(Optimizer):
     array([ 0.9, -1.9])
     """
 
-    _HYPER = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
-
-    def __init__(
-        self,
-        params: Mapping[str, np.ndarray],
-        lr: float = 1e-2,
-        lr_decay: float = 0.0,
-        weight_decay: float = 0.0,
-        initial_accumulator_value: float = 0.0,
-        eps: float = 1e-10,
-    ) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value,
-            eps=eps,
-        )
+    _HYPER = (
+        Hyper("lr", 1e-2, _nonnegative),
+        Hyper("lr_decay", 0.0, _nonnegative),
+        Hyper("weight_decay", 0.0, _nonnegative),
+        Hyper("initial_accumulator_value", 0.0, _nonnegative),
+        Hyper("eps", 1e-10, _nonnegative),
+    )
 
     @classmethod
-    def _check_hyper(cls, hyper: Mapping[str, Any], where: str) -> Hyper:
-        h = cls._hyper_dict(hyper, where)
-        return {
-            "lr": _real(_name(where, "lr"), h["lr"], low=0.0),
-            "lr_decay": _real(_name(where, "lr_decay"), h["lr_decay"], low=0.0),
-            "weight_decay": _real(_name(where, "weight_decay"), h["weight_decay"], low=0.0),
-            "initial_accumulator_value": _real(
-                _name(where, "initial_accumulator_value"),
-                h["initial_accumulator_value"],
-                low=0.0,
-            ),
-            "eps": _real(_name(where, "eps"), h["eps"], low=0.0),
-        }
-
-    @classmethod
-    def _state_keys(cls, hyper: Hyper, step_count: int) -> list[str]:
+    def _state_keys(cls, hyper: dict[str, Any], step_count: int) -> list[str]:
         return ["sum"]
 
-    def _init_state(self, param: np.ndarray, hyper: Hyper) -> dict[str, np.ndarray]:
-        return {"sum": np.full(param.shape, hyper["initial_accumulator_value"], param.dtype)}
+    def _init_state(self, param: np.ndarray) -> State:
+        return {"sum": np.full(param.shape, self._hyper["initial_accumulator_value"], param.dtype)}
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        h = self._hyper
-        _adagrad_update(
-            param,
-            grad,
-            state["sum"],
-            step=self._step_count,
-            lr=h["lr"],
-            lr_decay=h["lr_decay"],
-            weight_decay=h["weight_decay"],
-            eps=h["eps"],
-        )
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: State) -> None:
+        _adagrad_update(param, grad, state, step=self._step_count, **self._hyper)

@@ -23,13 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rnnkit.optim.optimizers import Optimizer, _choice, _int, _keys_exactly, _real
+from rnnkit._checks import choice, entry, integer, keys_exactly, real
+from rnnkit.optim.optimizers import Optimizer
 
 Hyper = dict[str, Any]
-
-
-def _name(where: str, key: str) -> str:
-    return f"{where}[{key!r}]" if where else key
 
 
 def _metric(value: Any) -> float:
@@ -107,7 +104,7 @@ class Schedule:
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict`; everything is checked before anything changes, and the
         optimiser's ``lr`` is set to the saved ``last_lr``."""
-        _keys_exactly("state_dict", state_dict, ["type", "hyperparams", *self._STATE], "entries")
+        keys_exactly("state_dict", state_dict, ["type", "hyperparams", *self._STATE], "entries")
         if state_dict["type"] != type(self).__name__:
             raise ValueError(
                 f"state_dict['type'] must be {type(self).__name__!r} (this schedule), "
@@ -133,15 +130,15 @@ class Schedule:
 
     def _check_state(self, d: Mapping[str, Any]) -> dict[str, Any]:
         return {
-            "last_epoch": _int("state_dict['last_epoch']", d["last_epoch"], low=0),
-            "base_lr": _real("state_dict['base_lr']", d["base_lr"], low=0.0),
-            "last_lr": _real("state_dict['last_lr']", d["last_lr"], low=0.0),
+            "last_epoch": integer("state_dict['last_epoch']", d["last_epoch"], low=0),
+            "base_lr": real("state_dict['base_lr']", d["base_lr"], low=0.0),
+            "last_lr": real("state_dict['last_lr']", d["last_lr"], low=0.0),
         }
 
     @classmethod
     def _hyper_dict(cls, hyper: Mapping[str, Any], where: str) -> Mapping[str, Any]:
         if where:
-            _keys_exactly(where, hyper, list(cls._HYPER), "hyper-parameters")
+            keys_exactly(where, hyper, list(cls._HYPER), "hyper-parameters")
         return hyper
 
 
@@ -183,8 +180,8 @@ class StepLR(Schedule):
     def _check_hyper(cls, hyper: Mapping[str, Any], where: str, base_lr: float) -> Hyper:
         h = cls._hyper_dict(hyper, where)
         return {
-            "step_size": _int(_name(where, "step_size"), h["step_size"], low=1),
-            "gamma": _real(_name(where, "gamma"), h["gamma"], low=0.0, low_open=True),
+            "step_size": integer(entry(where, "step_size"), h["step_size"], low=1),
+            "gamma": real(entry(where, "gamma"), h["gamma"], low=0.0, low_open=True),
         }
 
     def _next_lr(self) -> float:
@@ -223,7 +220,7 @@ class ExponentialLR(Schedule):
     @classmethod
     def _check_hyper(cls, hyper: Mapping[str, Any], where: str, base_lr: float) -> Hyper:
         h = cls._hyper_dict(hyper, where)
-        return {"gamma": _real(_name(where, "gamma"), h["gamma"], low=0.0, low_open=True)}
+        return {"gamma": real(entry(where, "gamma"), h["gamma"], low=0.0, low_open=True)}
 
     def _next_lr(self) -> float:
         return self.optimizer.lr * self._hyper["gamma"]
@@ -280,16 +277,16 @@ class WarmupCosine(Schedule):
     @classmethod
     def _check_hyper(cls, hyper: Mapping[str, Any], where: str, base_lr: float) -> Hyper:
         h = cls._hyper_dict(hyper, where)
-        warmup = _int(_name(where, "warmup_steps"), h["warmup_steps"], low=0)
-        total = _int(_name(where, "total_steps"), h["total_steps"], low=1)
+        warmup = integer(entry(where, "warmup_steps"), h["warmup_steps"], low=0)
+        total = integer(entry(where, "total_steps"), h["total_steps"], low=1)
         if total <= warmup:
             raise ValueError(
-                f"{_name(where, 'total_steps')} must be > warmup_steps ({warmup}), got {total}"
+                f"{entry(where, 'total_steps')} must be > warmup_steps ({warmup}), got {total}"
             )
-        min_lr = _real(_name(where, "min_lr"), h["min_lr"], low=0.0)
+        min_lr = real(entry(where, "min_lr"), h["min_lr"], low=0.0)
         if min_lr > base_lr:
             raise ValueError(
-                f"{_name(where, 'min_lr')} must be <= the base learning rate ({base_lr}, the "
+                f"{entry(where, 'min_lr')} must be <= the base learning rate ({base_lr}, the "
                 f"optimiser's lr when the schedule was built), got {min_lr}"
             )
         return {"warmup_steps": warmup, "total_steps": total, "min_lr": min_lr}
@@ -403,16 +400,16 @@ class ReduceLROnPlateau(Schedule):
     def _check_hyper(cls, hyper: Mapping[str, Any], where: str, base_lr: float) -> Hyper:
         h = cls._hyper_dict(hyper, where)
         return {
-            "mode": _choice(_name(where, "mode"), h["mode"], ("min", "max")),
-            "factor": _real(_name(where, "factor"), h["factor"], low=0.0, high=1.0, high_open=True),
-            "patience": _int(_name(where, "patience"), h["patience"], low=0),
-            "threshold": _real(_name(where, "threshold"), h["threshold"], low=0.0),
-            "threshold_mode": _choice(
-                _name(where, "threshold_mode"), h["threshold_mode"], ("rel", "abs")
+            "mode": choice(entry(where, "mode"), h["mode"], ("min", "max")),
+            "factor": real(entry(where, "factor"), h["factor"], low=0.0, high=1.0, high_open=True),
+            "patience": integer(entry(where, "patience"), h["patience"], low=0),
+            "threshold": real(entry(where, "threshold"), h["threshold"], low=0.0),
+            "threshold_mode": choice(
+                entry(where, "threshold_mode"), h["threshold_mode"], ("rel", "abs")
             ),
-            "cooldown": _int(_name(where, "cooldown"), h["cooldown"], low=0),
-            "min_lr": _real(_name(where, "min_lr"), h["min_lr"], low=0.0),
-            "eps": _real(_name(where, "eps"), h["eps"], low=0.0),
+            "cooldown": integer(entry(where, "cooldown"), h["cooldown"], low=0),
+            "min_lr": real(entry(where, "min_lr"), h["min_lr"], low=0.0),
+            "eps": real(entry(where, "eps"), h["eps"], low=0.0),
         }
 
     def step(self, metric: float) -> None:  # type: ignore[override]
@@ -454,11 +451,11 @@ class ReduceLROnPlateau(Schedule):
     def _check_state(self, d: Mapping[str, Any]) -> dict[str, Any]:
         best = d["best"]
         return {
-            "last_epoch": _int("state_dict['last_epoch']", d["last_epoch"], low=0),
-            "best": None if best is None else _real("state_dict['best']", best, allow_inf=True),
-            "num_bad_epochs": _int("state_dict['num_bad_epochs']", d["num_bad_epochs"], low=0),
-            "cooldown_counter": _int(
+            "last_epoch": integer("state_dict['last_epoch']", d["last_epoch"], low=0),
+            "best": None if best is None else real("state_dict['best']", best, allow_inf=True),
+            "num_bad_epochs": integer("state_dict['num_bad_epochs']", d["num_bad_epochs"], low=0),
+            "cooldown_counter": integer(
                 "state_dict['cooldown_counter']", d["cooldown_counter"], low=0
             ),
-            "last_lr": _real("state_dict['last_lr']", d["last_lr"], low=0.0),
+            "last_lr": real("state_dict['last_lr']", d["last_lr"], low=0.0),
         }
