@@ -1,4 +1,4 @@
-"""Builds the optional C extension rnnkit.kernels._native; everything else is in pyproject.toml.
+"""Builds the optional C extension rnnkit.runtime.kernels._native; everything else is in pyproject.toml.
 
 The extension needs only a C compiler and the Python headers (no NumPy headers, no BLAS). If it
 cannot be built, the install still succeeds and rnnkit runs its NumPy loops (with a one-line
@@ -14,7 +14,7 @@ import sys
 
 from setuptools import Extension, setup
 
-KERNELS = "src/rnnkit/kernels"
+KERNELS = "src/rnnkit/runtime/kernels"
 
 HEADERS = [
     "vmath.h",
@@ -39,7 +39,7 @@ args += os.environ.get("RNNKIT_CFLAGS", "").split()
 setup(
     ext_modules=[
         Extension(
-            "rnnkit.kernels._native",
+            "rnnkit.runtime.kernels._native",
             sources=[f"{KERNELS}/_native.c"],
             depends=[f"{KERNELS}/{name}" for name in HEADERS],
             extra_compile_args=args,

@@ -1,9 +1,9 @@
 """What recycling the large arrays saves: page faults and time of a training step.
 
 Each configuration runs in three fresh interpreters: 'none' (rnnkit's workspace off,
-``rnnkit.workspace.limit(0)``, and glibc's default allocator settings: every step gets fresh
+``rnnkit.runtime.workspace.limit(0)``, and glibc's default allocator settings: every step gets fresh
 pages), 'kept' (workspace off, ``rnnkit.keep_freed_memory()`` first, as the ``rnnkit`` command
-calls it) and 'workspace' (rnnkit as it comes: :mod:`rnnkit.workspace` recycles the large
+calls it) and 'workspace' (rnnkit as it comes: :mod:`rnnkit.runtime.workspace` recycles the large
 arrays, glibc's defaults for the rest). Each times ``--steps`` LSTM training steps (forward +
 backward, float32, T = 100) after 5 warm-up steps and prints the median time and the minor page
 faults per step. A plain script is the case that matters: a process that already holds a
@@ -31,7 +31,7 @@ import json, resource, statistics, sys, time
 import numpy as np, rnnkit
 B, D, H, mode, steps = json.loads(sys.argv[1])
 if mode != "workspace":
-    rnnkit.workspace.limit(0)
+    rnnkit.runtime.workspace.limit(0)
 if mode == "kept":
     assert rnnkit.keep_freed_memory()
 layer = rnnkit.LSTM(D, H, seed=0)

@@ -1,4 +1,4 @@
-"""Time the compiled matrix products (rnnkit.kernels.gemm) against NumPy's BLAS (``a @ b``).
+"""Time the compiled matrix products (rnnkit.runtime.kernels.gemm) against NumPy's BLAS (``a @ b``).
 
 What it measures: the three products of a layer's sequence passes, each alone, at the shapes of
 ``benchmarks/suite.py``'s matrix (T = 100; LSTM and GRU) and at one large shape: the input
@@ -12,7 +12,7 @@ threads. Each product is first
 checked against NumPy in float64 (relative error of the result, to ``RTOL``), then both are
 timed in float32 (``--dtype`` to change) in blocks alternating over rounds; reported: the
 median GFLOP/s of each and ratio = kernel time / NumPy time (< 1: the kernel is faster), and
-which of the two :func:`rnnkit.kernels.gemm.matmul` runs at that shape ("routed").
+which of the two :func:`rnnkit.runtime.kernels.gemm.matmul` runs at that shape ("routed").
 
 Run from the repository root::
 
@@ -32,9 +32,9 @@ import sys
 import numpy as np
 
 from common import adaptive_repeats, median_times, relative_error
-from rnnkit import kernels
-from rnnkit._blas import set_blas_threads
-from rnnkit.kernels import gemm
+from rnnkit.runtime import kernels
+from rnnkit.runtime._blas import set_blas_threads
+from rnnkit.runtime.kernels import gemm
 
 RTOL = 1e-12
 T = 100

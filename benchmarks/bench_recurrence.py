@@ -1,4 +1,4 @@
-"""Time the compiled recurrences (rnnkit.kernels) against the NumPy reference loops.
+"""Time the compiled recurrences (rnnkit.runtime.kernels) against the NumPy reference loops.
 
 What it measures: the two time loops alone, forward then backward, as ``cell.recurrence``
 runs them inside a layer (the input projection and the parameter gradients around them are
@@ -30,12 +30,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rnnkit import kernels
 from rnnkit.cells import CellParams, GRUCell, LSTMCell, RNNCell, gru, lstm, rnn
 from rnnkit.cells.base import Recurrence, StepCell, numpy_recurrence
-from rnnkit.kernels import gru as compiled_gru
-from rnnkit.kernels import lstm as compiled_lstm
-from rnnkit.kernels import rnn as compiled_rnn
+from rnnkit.runtime import kernels
+from rnnkit.runtime.kernels import gru as compiled_gru
+from rnnkit.runtime.kernels import lstm as compiled_lstm
+from rnnkit.runtime.kernels import rnn as compiled_rnn
 
 RTOL = 1e-5
 ROUNDS = 2

@@ -111,7 +111,7 @@ def cores() -> int:
 
 def _openblas_call(stem: str, restype: Any) -> Any:
     """Call OpenBLAS's ``stem`` (e.g. ``get_num_threads``) in the library NumPy loaded, or None."""
-    from rnnkit import _blas  # finds the library; importing it loads nothing new
+    from rnnkit.runtime import _blas
 
     for lib in _blas._openblas():
         for name in (

@@ -1,6 +1,6 @@
 """How much the seed moves a UCR classifier's test accuracy, and what an ensemble does about it.
 
-Trains one :class:`~rnnkit.tasks.RNNClassifier` per seed 0 .. N-1 with the settings that
+Trains one :class:`~rnnkit.apps.RNNClassifier` per seed 0 .. N-1 with the settings that
 ``benchmarks/task_results.py`` documents for the data set (without ``--ensemble``), prints each
 one's test accuracy, then the accuracy of the mean probabilities of every run of m consecutive
 seeds (m = 3, 5, 10): the figures behind ``--ensemble 5`` for ArrowHead in docs/results.md.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit._blas import set_blas_threads
+from rnnkit.apps.classify import RNNClassifier
 from rnnkit.data import load_ts
-from rnnkit.tasks.classify import RNNClassifier
+from rnnkit.runtime._blas import set_blas_threads
 
 sys.path.insert(0, str(Path(__file__).parent))
 from task_results import CLASSIFY, DATA

@@ -2,7 +2,7 @@
 loops, the forward loop, the backward loop and the rest (float32, T = 100).
 
 Runs ``--steps`` forward + backward passes of one layer under ``cProfile`` after warm-up steps
-(the large arrays recycled by :mod:`rnnkit.workspace`, as always) and prints the milliseconds
+(the large arrays recycled by :mod:`rnnkit.runtime.workspace`, as always) and prints the milliseconds
 per step of the extension's functions and of everything else.
 
 Run from the repository root::
@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     total = sum(entry[2] for entry in stats.values())
     native = {}
     for (_, _, name), entry in stats.items():
-        if "rnnkit.kernels._native" in name or name.startswith("<built-in method rnnkit.kernels"):
+        if "rnnkit.runtime.kernels._native" in name or name.startswith(
+            "<built-in method rnnkit.runtime.kernels"
+        ):
             short = name.split(".")[-1].rstrip(">}")
             native[short] = native.get(short, 0.0) + entry[2]
     print(f"{args.cell} B={B} D={D} H={H}: {total / args.steps * 1e3:.2f} ms per step")

@@ -33,7 +33,7 @@ one run:
    VmHWM - baseline, the results of the step included. glibc's mmap threshold is fixed at
    128 KiB there (``GLIBC_TUNABLES``), so that freed arrays go back to the system and the
    number measures live memory, not the allocator's caching (rnnkit's own workspace,
-   :mod:`rnnkit.workspace`, is emptied before the baseline for the same reason).
+   :mod:`rnnkit.runtime.workspace`, is emptied before the baseline for the same reason).
 4. **Import time** (fresh interpreters, ``time.perf_counter`` around ``import X`` inside the
    process, interleaved; min and median) and **installed size**: rnnkit and its required
    dependencies but NumPy against torch and its dependencies, from ``importlib.metadata``
@@ -63,7 +63,7 @@ speed up: LSTM 64x256x256 2.06 -> 1.34 times torch's time, GRU 1.01 -> 0.73, mea
 2026-11-22; the ``rnnkit`` command keeps 1 for the NumPy loops' per-step products and for
 reproducible documented results; ``--blas-threads 1`` measures that). That BLAS runs the input
 projection and the weight gradients around the loops, the whole of the NumPy reference, and the
-numpy-ref rows. rnnkit's compiled loops have their own threads (``rnnkit.kernels``, default:
+numpy-ref rows. rnnkit's compiled loops have their own threads (``rnnkit.runtime.kernels``, default:
 all cores). JAX and thinc keep their defaults. The report's header records all of it.
 
 At the end, the report evaluates the issue's acceptance targets (:func:`targets`).
@@ -165,7 +165,7 @@ def progress(text: str) -> None:
 def set_threads(blas_threads: int, torch_too: bool = True) -> None:
     """The thread settings of the whole run and of every memory subprocess (which imports
     torch only to measure it)."""
-    from rnnkit._blas import set_blas_threads
+    from rnnkit.runtime._blas import set_blas_threads
 
     set_blas_threads(blas_threads)
     if not torch_too:
@@ -403,7 +403,7 @@ def memory_child(spec: str) -> None:
     if job["impl"] in ("rnnkit", "numpy-ref"):
         import rnnkit
 
-        rnnkit.workspace.release()  # its recycled buffers count as the step's memory
+        rnnkit.runtime.workspace.release()  # its recycled buffers count as the step's memory
     base = _status_kib()["VmRSS"]
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current RSS
@@ -591,7 +591,7 @@ def run_peak(s: Settings, report: Report, when: str) -> None:
         ja, jb = jax.numpy.asarray(a), jax.numpy.asarray(b)
         matmul = jax.jit(lambda a, b: a @ b).lower(ja, jb).compile()
         fns["jax, XLA's default threads"] = lambda: matmul(ja, jb).block_until_ready()
-    from rnnkit._blas import set_blas_threads
+    from rnnkit.runtime._blas import set_blas_threads
 
     def numpy_mm(threads: int) -> Callable[[], Any]:
         def run() -> Any:
@@ -647,7 +647,7 @@ def _git() -> str:
 
 def header(s: Settings) -> list[str]:
     import rnnkit
-    from rnnkit import kernels
+    from rnnkit.runtime import kernels
 
     try:
         import torch
@@ -688,8 +688,8 @@ def header(s: Settings) -> list[str]:
             if s.keep_freed_memory
             else "glibc's defaults (freed arrays go back to the system; see --keep-freed-memory)"
         )
-        + f"; rnnkit's workspace recycles its large arrays (limit {rnnkit.workspace.limit() >> 20}"
-        " MiB, rnnkit.workspace)",
+        + f"; rnnkit's workspace recycles its large arrays (limit {rnnkit.runtime.workspace.limit() >> 20}"
+        " MiB, rnnkit.runtime.workspace)",
         f"timing: median of blocks alternating over {s.rounds} rounds, each block about "
         f"{s.block_target} s after a warm-up (one untimed call per implementation and "
         f"configuration first); ratio = rnnkit / peer (< 1: rnnkit faster)",

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import kernels
 from rnnkit.cells import CellParams, StepCell, loop
 from rnnkit.cells.base import numpy_recurrence as loop_recurrence
+from rnnkit.runtime import kernels
 
 #: Every cell and mode: (name, layer class, extra constructor arguments).
 KINDS = {

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnkit.tasks import NotFittedError
-from rnnkit.tasks.base import Estimator
-from rnnkit.tasks.classify import RNNClassifier, _as_series, _clean, _windows
+from rnnkit.apps import NotFittedError
+from rnnkit.apps.classify import RNNClassifier, _as_series, _clean, _windows
+from rnnkit.apps.estimator import Estimator
 
 SHAPES = ("sine", "square", "sawtooth")
 

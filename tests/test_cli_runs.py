@@ -24,10 +24,12 @@ import numpy as np
 import pytest
 
 import rnnkit as rk
+import rnnkit.apps as rk_apps
+import rnnkit.apps.lm
 import training_job
 from rnnkit import checkpoint
-from rnnkit.cli import cli
-from rnnkit.cli.runs import CHECKPOINT, METRICS, RunFolder
+from rnnkit.apps.cli import cli
+from rnnkit.apps.cli.runs import CHECKPOINT, METRICS, RunFolder
 from rnnkit.training import MetricLog
 from test_cli import ENV, TINY_LM, assert_bad_input, corpus, rnnkit, series_csv, write
 
@@ -275,13 +277,13 @@ def test_a_diverging_lm_stops_with_one_line_and_keeps_the_old_run(tmp_path, kept
 
 def test_lm_eval_of_a_diverged_model_reports_an_infinite_perplexity(tmp_path, kept):
     run, _ = kept
-    model = rk.tasks.CharLM.load(run / "model.rnnkit")
+    model = rk_apps.CharLM.load(run / "model.rnnkit")
     weight = model.model_.parameters()["head.weight"]
     weight *= 1e6  # logits in the millions: cross-entropy far beyond exp's range
     model.save(run / "model.rnnkit")
     proc = rnnkit("lm", "eval", "--run", run, "--text", corpus(tmp_path), cwd=tmp_path)
     assert "perplexity:    inf" in proc.stdout, proc.stdout
-    assert rk.tasks.lm.perplexity(710.0) == np.inf
+    assert rk_apps.lm.perplexity(710.0) == np.inf
 
 
 def test_a_series_near_the_float_limit_is_refused(tmp_path):

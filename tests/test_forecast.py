@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnkit.tasks import Estimator, NotFittedError
-from rnnkit.tasks.forecast import (
+from rnnkit.apps import Estimator, NotFittedError
+from rnnkit.apps.forecast import (
     ForecastEvaluation,
     RNNForecaster,
     drift_forecast,

@@ -1,4 +1,4 @@
-"""The compiled recurrences (rnnkit.kernels) against the NumPy reference loops, their
+"""The compiled recurrences (rnnkit.runtime.kernels) against the NumPy reference loops, their
 specification: forward states and saved values and backward gradients over random shapes
 (B = 1, H = 1, T = 1 included), length masks with empty rows, reversed and non-contiguous
 inputs, float32 and float64; the whole layer with the kernel, against the reference and by
@@ -24,11 +24,11 @@ from conftest import (
     kernel_problem,
     upcast,
 )
-from rnnkit import kernels
 from rnnkit.cells import LSTMCell, Regularisation, loop
 from rnnkit.cells.base import numpy_recurrence
 from rnnkit.cells.lstm import STEP
-from rnnkit.kernels import lstm as klstm
+from rnnkit.runtime import kernels
+from rnnkit.runtime.kernels import lstm as klstm
 
 #: The LSTM on the reference loops: what the problems are made for and the kernel checked against.
 CELL = LSTMCell(recurrence=numpy_recurrence(STEP))

@@ -1,4 +1,4 @@
-"""The compiled matrix products (rnnkit.kernels.gemm, ``_native.gemm``) against NumPy: random
+"""The compiled matrix products (rnnkit.runtime.kernels.gemm, ``_native.gemm``) against NumPy: random
 shapes with every edge (1, odd sizes, sizes cutting the tiles and the blocks of k, K = 1, large
 K), both transposes, with and without bias, float32 and float64, every instruction-set variant
 and 1 or more threads; the row sums of op(a) beside the product; row strides (slices); errors;
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from conftest import KERNEL_RTOL
-from rnnkit import kernels
 from rnnkit.cells import LSTMCell
 from rnnkit.cells.base import outer_sum, project
-from rnnkit.kernels import gemm
+from rnnkit.runtime import kernels
+from rnnkit.runtime.kernels import gemm
 
 #: (M, K, N): edges one by one, then shapes cutting every tile (MR rows, 4 vectors of columns)
 #: and the blocks of k (512 float32 or 256 float64 values) and of rows (24 MR).

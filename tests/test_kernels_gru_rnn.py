@@ -26,11 +26,11 @@ from conftest import (
     kernel_problem,
     layer_run,
 )
-from rnnkit import kernels
 from rnnkit.cells import GRUCell, Regularisation, RNNCell, gru, loop, rnn
 from rnnkit.cells.base import numpy_recurrence
-from rnnkit.kernels import gru as kgru
-from rnnkit.kernels import rnn as krnn
+from rnnkit.runtime import kernels
+from rnnkit.runtime.kernels import gru as kgru
+from rnnkit.runtime.kernels import rnn as krnn
 
 #: Each cell on the reference loops (what the problems are made for and the kernels checked
 #: against), with its compiled recurrence; named as the layer kinds of conftest.KINDS.

@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
+from rnnkit.apps import Estimator, NotFittedError
+from rnnkit.apps.lm import CharLM
 from rnnkit.data.text import UNKNOWN_CHAR, Vocabulary, default_corpus, load_text
-from rnnkit.tasks import Estimator, NotFittedError
-from rnnkit.tasks.lm import CharLM
 
 RHYME = (
     "twinkle twinkle little star\nhow I wonder what you are\n"

@@ -1,4 +1,4 @@
-"""Training steps stop page-faulting: by default through rnnkit's workspace (rnnkit.workspace),
+"""Training steps stop page-faulting: by default through rnnkit's workspace (rnnkit.runtime.workspace),
 which recycles the large arrays; without it (limit 0) through rnnkit.keep_freed_memory, which
 takes effect with glibc, refuses bad arguments, and is left to the application (``import
 rnnkit`` does not call it)."""
@@ -14,7 +14,7 @@ import rnnkit
 
 SCRIPT = """
 import resource, numpy as np, rnnkit
-rnnkit.workspace.limit({limit})
+rnnkit.runtime.workspace.limit({limit})
 if {keep}:
     assert rnnkit.keep_freed_memory()
 layer = rnnkit.LSTM(32, 64, seed=0)

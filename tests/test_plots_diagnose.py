@@ -1,4 +1,4 @@
-"""Tests of rnnkit.diagnose (gradient flow, activations), rnnkit.plots and `rnnkit diagnose`."""
+"""Tests of rnnkit.apps.diagnose (gradient flow, activations), rnnkit.apps.plots and `rnnkit diagnose`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 import rnnkit
-import rnnkit.cli.diagnose
+import rnnkit.apps.cli.diagnose_command
 from conftest import make_layer
-from rnnkit import diagnose, plots
-from rnnkit.cli.app import cli
+from rnnkit.apps import diagnose, plots
+from rnnkit.apps.cli.app import cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -271,7 +271,7 @@ def test_available_is_true_with_matplotlib_and_false_without(mpl, monkeypatch, t
 
 def test_importing_the_library_does_not_import_matplotlib():
     code = (
-        "import sys, rnnkit, rnnkit.plots, rnnkit.diagnose; "
+        "import sys, rnnkit, rnnkit.apps.plots, rnnkit.apps.diagnose; "
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

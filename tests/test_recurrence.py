@@ -39,7 +39,7 @@ def test_layers_run_their_cells_recurrence(kind):
     rng = np.random.default_rng(0)
     plain = make_layer(kind, D, H, 2, seed=1, bidirectional=True)
     swapped = make_layer(kind, D, H, 2, seed=1, bidirectional=True)
-    assert swapped.cell.recurrence.name in ("numpy", "compiled")  # see rnnkit.kernels
+    assert swapped.cell.recurrence.name in ("numpy", "compiled")  # see rnnkit.runtime.kernels
     calls: list[str] = []
     swapped.cell.recurrence = guarded(swapped.cell.recurrence, calls)
     x = rng.standard_normal((T, B, D))

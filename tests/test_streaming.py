@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import KINDS, as_tuple, assert_close, make_layer, state_like
-from rnnkit import kernels
-from rnnkit.kernels import step as kstep
+from rnnkit.runtime import kernels
+from rnnkit.runtime.kernels import step as kstep
 
 RTOL = {np.float64: 1e-12, np.float32: 2e-5}
 

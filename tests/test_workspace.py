@@ -1,4 +1,4 @@
-"""rnnkit.workspace: recycled buffers are handed out again only when nothing refers to them
+"""rnnkit.runtime.workspace: recycled buffers are handed out again only when nothing refers to them
 (arrays, views, caches), small arrays are plain, the limit and release hold, and layers give
 the same results with and without the workspace, with caches kept alive and across threads."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import workspace
+from rnnkit.runtime import workspace
 
 BIG = (512, 256)  # 512 KiB of float32: from the workspace
 

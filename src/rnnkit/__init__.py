@@ -8,9 +8,8 @@ backpropagation through time derived and written by hand, in NumPy.
 ((7, 2, 5), (2, 2, 5))
 """
 
-from rnnkit import cells, checkpoint, data, init, losses, nn, optim, training, workspace
+from rnnkit import cells, checkpoint, data, init, losses, nn, optim, training
 from rnnkit.gradcheck import gradcheck
-from rnnkit.memory import keep_freed_memory
 from rnnkit.nn import (
     GRU,
     LSTM,
@@ -23,6 +22,8 @@ from rnnkit.nn import (
     SequenceClassifier,
     SequenceRegressor,
 )
+from rnnkit.runtime import workspace
+from rnnkit.runtime.memory import keep_freed_memory
 from rnnkit.training import Trainer
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """``python -m rnnkit``: the ``rnnkit`` command."""
 
-from rnnkit.cli import main
+from rnnkit.apps.cli import main
 
 if __name__ == "__main__":
     main()

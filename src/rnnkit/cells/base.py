@@ -20,7 +20,7 @@ touching any caller:
 3. the parameter gradients, one matrix product after the backward loop.
 
 When the recurrence is the compiled one, the matrix products of parts 1 and 3 (and the input
-gradient) run on the extension's products too (:func:`rnnkit.kernels.gemm.matmul`, passed to
+gradient) run on the extension's products too (:func:`rnnkit.runtime.kernels.gemm.matmul`, passed to
 :func:`project`, :func:`outer_sum` and :func:`input_grads` as ``matmul``); the NumPy
 expressions of these functions stay the reference and the path of every other cell.
 
@@ -56,12 +56,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnkit import workspace
 from rnnkit.cells import loop
-from rnnkit.kernels import gemm
+from rnnkit.runtime import workspace
+from rnnkit.runtime.kernels import gemm
 
 #: A matrix product ``matmul(a, b, trans_a=False, trans_b=False, bias=None) -> op(a) @ op(b)
-#: (+ bias)`` (see :func:`rnnkit.kernels.gemm.matmul`); None: NumPy's ``@``.
+#: (+ bias)`` (see :func:`rnnkit.runtime.kernels.gemm.matmul`); None: NumPy's ``@``.
 MatMul = Callable[..., np.ndarray] | None
 
 

@@ -183,9 +183,9 @@ class GRUCell(StepCell):
     Args:
         reset: ``"after"`` (default) or ``"before"``.
         recurrence: the time loops (see :class:`~rnnkit.cells.base.Recurrence`). By default the
-            compiled ones of :mod:`rnnkit.kernels.gru` when the extension is available and
+            compiled ones of :mod:`rnnkit.runtime.kernels.gru` when the extension is available and
             the environment variable ``RNNKIT_KERNELS`` is not ``numpy``, else the NumPy
-            reference (see :mod:`rnnkit.kernels`).
+            reference (see :mod:`rnnkit.runtime.kernels`).
 
     Example:
         >>> import numpy as np
@@ -207,8 +207,10 @@ class GRUCell(StepCell):
             raise ValueError(f"reset must be 'after' or 'before', got {reset!r}")
         self.reset = reset
         if recurrence is None:
-            from rnnkit import kernels
-            from rnnkit.kernels import gru as compiled  # here: rnnkit.kernels imports this module
+            from rnnkit.runtime import kernels
+            from rnnkit.runtime.kernels import (
+                gru as compiled,  # here: rnnkit.runtime.kernels imports this module
+            )
 
             recurrence = kernels.chosen(compiled.RECURRENCE)  # None: the NumPy reference
         super().__init__(STEPS[reset], recurrence)

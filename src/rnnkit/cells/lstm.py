@@ -113,9 +113,9 @@ class LSTMCell(StepCell):
 
     Args:
         recurrence: the time loops (see :class:`~rnnkit.cells.base.Recurrence`). By default the
-            compiled ones of :mod:`rnnkit.kernels.lstm` when the extension is available and
+            compiled ones of :mod:`rnnkit.runtime.kernels.lstm` when the extension is available and
             the environment variable ``RNNKIT_KERNELS`` is not ``numpy``, else the NumPy
-            reference (see :mod:`rnnkit.kernels`).
+            reference (see :mod:`rnnkit.runtime.kernels`).
 
     Example:
         >>> import numpy as np
@@ -134,8 +134,10 @@ class LSTMCell(StepCell):
 
     def __init__(self, recurrence: Recurrence | None = None) -> None:
         if recurrence is None:
-            from rnnkit import kernels
-            from rnnkit.kernels import lstm as compiled  # here: rnnkit.kernels imports this module
+            from rnnkit.runtime import kernels
+            from rnnkit.runtime.kernels import (
+                lstm as compiled,  # here: rnnkit.runtime.kernels imports this module
+            )
 
             recurrence = kernels.chosen(compiled.RECURRENCE)  # None: the NumPy reference
         super().__init__(STEP, recurrence)

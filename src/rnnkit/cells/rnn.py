@@ -81,9 +81,9 @@ class RNNCell(StepCell):
     Args:
         nonlinearity: ``"tanh"`` (default) or ``"relu"``.
         recurrence: the time loops (see :class:`~rnnkit.cells.base.Recurrence`). By default the
-            compiled ones of :mod:`rnnkit.kernels.rnn` when the extension is available and
+            compiled ones of :mod:`rnnkit.runtime.kernels.rnn` when the extension is available and
             the environment variable ``RNNKIT_KERNELS`` is not ``numpy``, else the NumPy
-            reference (see :mod:`rnnkit.kernels`).
+            reference (see :mod:`rnnkit.runtime.kernels`).
 
     Example:
         >>> import numpy as np
@@ -104,8 +104,10 @@ class RNNCell(StepCell):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         if recurrence is None:
-            from rnnkit import kernels
-            from rnnkit.kernels import rnn as compiled  # here: rnnkit.kernels imports this module
+            from rnnkit.runtime import kernels
+            from rnnkit.runtime.kernels import (
+                rnn as compiled,  # here: rnnkit.runtime.kernels imports this module
+            )
 
             recurrence = kernels.chosen(compiled.RECURRENCE)  # None: the NumPy reference
         super().__init__(STEP, recurrence)

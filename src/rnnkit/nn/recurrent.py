@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnkit import _checks, workspace
+from rnnkit import _checks
 from rnnkit.cells import gru as gru_module
 from rnnkit.cells import lstm as lstm_module
 from rnnkit.cells import rnn as rnn_module
@@ -24,6 +24,7 @@ from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.rnn import RNNCell
 from rnnkit.nn.module import Module
+from rnnkit.runtime import workspace
 
 PARAM_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -349,7 +350,7 @@ class Recurrent(Module):
         ``y, state = layer.step(x_t, state)`` over the steps of a sequence gives the outputs
         and final state of ``layer.forward`` in evaluation mode, one step at a time (dropout
         off, zoneout's expectation), whatever the ``training`` flag says. With the compiled
-        kernels (see :mod:`rnnkit.kernels`) a step is one call into C over the live
+        kernels (see :mod:`rnnkit.runtime.kernels`) a step is one call into C over the live
         parameters, which reads each weight once and allocates nothing but the new state;
         otherwise it runs :meth:`forward` over a sequence of one step.
 
@@ -369,7 +370,7 @@ class Recurrent(Module):
         """
         plan = self.__dict__.get("_step_plan", self)  # self: not made yet
         if plan is self:
-            from rnnkit.kernels.step import plan_for
+            from rnnkit.runtime.kernels.step import plan_for
 
             plan = plan_for(self)
             object.__setattr__(self, "_step_plan", plan)

@@ -1,7 +1,7 @@
-/* rnnkit.kernels._native: compiled time loops of the recurrent cells.
+/* rnnkit.runtime.kernels._native: compiled time loops of the recurrent cells.
  *
  * Written against the CPython C API and the buffer protocol only (no NumPy headers, no BLAS):
- * the Python side (rnnkit/kernels/) allocates every array, checks dtypes and makes inputs
+ * the Python side (rnnkit/runtime/kernels/) allocates every array, checks dtypes and makes inputs
  * C-contiguous; this module checks shapes again, releases the GIL and runs the loops.
  *
  * The per-step matrix products use the micro-kernel of microkernel.h on weights packed once
@@ -105,7 +105,7 @@ typedef struct {
     rk_block_fn loop[2];
 } rk_cell_fns;
 
-/* The cells, by code (rnnkit/kernels/step.py uses the same codes). */
+/* The cells, by code (rnnkit/runtime/kernels/step.py uses the same codes). */
 enum { RK_RNN_TANH, RK_RNN_RELU, RK_LSTM, RK_GRU_AFTER, RK_GRU_BEFORE, RK_N_CELLS };
 
 /* One time step of a unidirectional stack of layers, for streaming (step_loops.h, step_plan.h). */

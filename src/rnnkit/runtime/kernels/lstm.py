@@ -5,7 +5,7 @@ Same arguments, results and layouts as the NumPy reference loops run with the LS
 (activated gates (T, B, 4H) in the order i, f, g, o; tanh(c) (T, B, H)); backward returns
 (da (T, B, 4H), None, (dh0, dc0)). The loops themselves are C (``_native.c``,
 ``lstm_loops.h``); this module checks and lays out the arrays (the large ones
-recycled by :mod:`rnnkit.workspace`).
+recycled by :mod:`rnnkit.runtime.workspace`).
 
 Falls back to the NumPy loops (silently: the result is the same) for what the kernel does not
 cover: regularisation inside the recurrence (recurrent dropout, zoneout), dtypes other than
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit import kernels, workspace
 from rnnkit.cells import loop
 from rnnkit.cells.base import Recurrence
 from rnnkit.cells.lstm import STEP, LSTMPrepared
+from rnnkit.runtime import kernels, workspace
 
 
 def forward(

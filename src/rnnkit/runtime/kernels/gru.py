@@ -9,10 +9,10 @@ gates (T, B, 3H) in the order r, z, n, and for reset "after" also W_hn h_prev + 
 Backward returns (da (T, B, 3H), dgh, (dh0,)) with dgh the gradient of the recurrent product
 (T, B, 3H) for reset "after" and None for reset "before". The loops themselves are C
 (``_native.c``, ``gru_loops.h``); this module checks and lays out the arrays (the large ones
-recycled by :mod:`rnnkit.workspace`).
+recycled by :mod:`rnnkit.runtime.workspace`).
 
 Falls back to the NumPy loops (silently: the result is the same) for what the kernel does not
-cover (see :func:`rnnkit.kernels.covers`): regularisation inside the recurrence (recurrent
+cover (see :func:`rnnkit.runtime.kernels.covers`): regularisation inside the recurrence (recurrent
 dropout, zoneout), dtypes other than float32 and float64, and empty shapes (T, B or H zero).
 
 Shapes: T = time steps, B = batch, H = hidden size, G = 3H.
@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit import kernels, workspace
 from rnnkit.cells import loop
 from rnnkit.cells.base import Recurrence, Step
 from rnnkit.cells.gru import STEPS, GRUAfterPrepared, GRUBeforePrepared
+from rnnkit.runtime import kernels, workspace
 
 GRUPrepared = GRUAfterPrepared | GRUBeforePrepared
 

@@ -1,7 +1,7 @@
-"""PNG plots of training runs, forecasts, classifiers and the diagnostics of :mod:`rnnkit.diagnose`.
+"""PNG plots of training runs, forecasts, classifiers and the diagnostics of :mod:`rnnkit.apps.diagnose`.
 
 matplotlib is an optional extra (``pip install 'rnnkit[plot]'``): this module imports it only
-inside its functions, so ``import rnnkit.plots`` works without it and :func:`available` says
+inside its functions, so ``import rnnkit.apps.plots`` works without it and :func:`available` says
 whether the plots can be drawn. The figures are drawn with matplotlib's object interface on the
 Agg canvas, never through ``pyplot``: no global backend is switched, no window opens and no
 figure is left behind in a notebook.
@@ -335,7 +335,7 @@ def confusion_matrix(
 # -- diagnostics ------------------------------------------------------------------------------
 
 
-#: Panel titles of the arrays :func:`rnnkit.diagnose.activations` returns.
+#: Panel titles of the arrays :func:`rnnkit.apps.diagnose.activations` returns.
 _PANEL_NAMES = {
     "h": "h: hidden state",
     "c": "c: cell state",
@@ -366,7 +366,7 @@ def activations(
 
     Args:
         matrix: (T, N) activations, or a mapping name -> (T, N) for one panel each (all with the
-            same T), as :func:`rnnkit.diagnose.activations` returns.
+            same T), as :func:`rnnkit.apps.diagnose.activations` returns.
         path: where to write the PNG.
         title: the figure's title.
         xlabels: optional T labels of the time steps, such as the characters of the input (a
@@ -440,7 +440,7 @@ def gradient_flow(curves: Mapping[str, Any], path: str | os.PathLike, *, title: 
 
     Args:
         curves: name -> norms (T,), entry k at distance k (k = 0 at the loss), as
-            :func:`rnnkit.diagnose.gradient_flow` returns; or (S, T) for S seeds, drawn as the
+            :func:`rnnkit.apps.diagnose.gradient_flow` returns; or (S, T) for S seeds, drawn as the
             mean over seeds with the band from the smallest to the largest.
         path: where to write the PNG.
         title: the title (default "Gradient flow through time").

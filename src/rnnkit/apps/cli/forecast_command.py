@@ -8,9 +8,16 @@ from typing import Any
 import click
 import numpy as np
 
-from rnnkit.cli import plotting
-from rnnkit.cli.app import cli, handle_errors, pop_run_options, prepare_run, report, run_options
-from rnnkit.cli.runs import MODEL, CLIError, RunFolder
+from rnnkit.apps.cli import plotting
+from rnnkit.apps.cli.app import (
+    cli,
+    handle_errors,
+    pop_run_options,
+    prepare_run,
+    report,
+    run_options,
+)
+from rnnkit.apps.cli.runs import MODEL, CLIError, RunFolder
 
 DEFAULTS: dict[str, Any] = {
     "csv": "",
@@ -134,7 +141,7 @@ def forecast() -> None:
 def forecast_train(csv_path: str | None, **kw: Any) -> None:
     """Fit on all but the last --test-size points, forecast them, and compare with the
     baselines; save the model, the forecast (CSV) and a plot in the run folder."""
-    from rnnkit.tasks.forecast import RNNForecaster
+    from rnnkit.apps.forecast import RNNForecaster
 
     common = pop_run_options(kw)
     kw["csv"] = csv_path
@@ -169,7 +176,7 @@ def forecast_train(csv_path: str | None, **kw: Any) -> None:
             lines.append(",".join(row))
         run.write_text("forecast.csv", "\n".join(lines) + "\n", replace=True)
         if not common["no_plot"]:
-            from rnnkit import plots
+            from rnnkit.apps import plots
 
             plotting.draw(
                 run,
@@ -208,7 +215,7 @@ def forecast_predict(
     horizon: int | None,
 ) -> None:
     """Forecast the steps after the end of a series (default: the run's own CSV, in full)."""
-    from rnnkit.tasks.forecast import RNNForecaster
+    from rnnkit.apps.forecast import RNNForecaster
 
     run = RunFolder.open(run_dir, "forecast")
     series = _run_series(run, csv_path, target, date, interpolate)
@@ -275,7 +282,7 @@ def forecast_backtest(
     quiet: bool,
 ) -> None:
     """Rolling-origin backtest with the run's settings, next to the baselines."""
-    from rnnkit.tasks.forecast import RNNForecaster
+    from rnnkit.apps.forecast import RNNForecaster
 
     run = RunFolder.open(run_dir, "forecast")
     series = _run_series(run, csv_path, target, date, interpolate)

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from rnnkit.cli.runs import CLIError, RunFolder, read_config, resolve
+from rnnkit.apps.cli.runs import CLIError, RunFolder, read_config, resolve
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -184,12 +184,12 @@ def _one_line(err: Exception) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``rnnkit`` console script and ``python -m rnnkit``."""
     if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
-        from rnnkit._blas import set_blas_threads
+        from rnnkit.runtime._blas import set_blas_threads
 
         set_blas_threads(1)  # small per-step products: threads cost more than they bring
-    from rnnkit.memory import keep_freed_memory
+    from rnnkit.runtime.memory import keep_freed_memory
 
-    keep_freed_memory()  # no page faults on every step's fresh arrays (see rnnkit.memory)
+    keep_freed_memory()  # no page faults on every step's fresh arrays (see rnnkit.runtime.memory)
     try:
         cli.main(args=argv, prog_name="rnnkit", standalone_mode=False)
     except click.exceptions.Abort:

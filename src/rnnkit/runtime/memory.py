@@ -4,7 +4,7 @@ A training step allocates and frees the same large arrays again and again (the i
 projection, the states and gates saved for the backward pass, the gradients). With glibc's
 defaults the freed top of the heap is returned to the system, and arrays above the mmap
 threshold are mapped and unmapped each time, so the next step touches fresh pages and pays a
-page fault per 4 KiB. rnnkit's own large arrays avoid this through :mod:`rnnkit.workspace`,
+page fault per 4 KiB. rnnkit's own large arrays avoid this through :mod:`rnnkit.runtime.workspace`,
 which recycles them; this setting covers every other array of the process as well (NumPy's
 temporaries, the reference loops' arrays, an application's own). Measured on a 2-core machine,
 LSTM training steps at T = 100 in a plain script with the workspace off

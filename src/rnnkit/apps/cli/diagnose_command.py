@@ -9,8 +9,8 @@ from typing import Any
 import click
 import numpy as np
 
-from rnnkit.cli.app import cli, handle_errors
-from rnnkit.cli.runs import MODEL, RunFolder
+from rnnkit.apps.cli.app import cli, handle_errors
+from rnnkit.apps.cli.runs import MODEL, RunFolder
 
 #: The cells of ``gradient-flow``, and how the table and the plot name them.
 CELL_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -38,7 +38,7 @@ def _parse_forget_bias(ctx: click.Context, param: click.Parameter, value: str) -
 
 
 def _plot_hint() -> None:
-    from rnnkit import plots
+    from rnnkit.apps import plots
 
     click.echo(f"plot skipped: {plots.INSTALL_HINT}")
 
@@ -138,8 +138,8 @@ def gradient_flow(
     here); with PyTorch's initialisation (--forget-bias pytorch) they start near 0.5 and its
     gradient fades almost as fast as the RNN's.
     """
-    from rnnkit import diagnose as diag
-    from rnnkit import plots
+    from rnnkit.apps import diagnose as diag
+    from rnnkit.apps import plots
 
     curves: dict[str, np.ndarray] = {}  # label -> (S, T + 1)
     for cell in cells:
@@ -221,9 +221,9 @@ def activations(run_dir: str, text: str, num_layer: int | None, units: int, out:
     One row per unit, one column per character: the hidden state h, for the LSTM the cell
     state c and the gates i, f, g, o, for the GRU the gates r, z, n.
     """
-    from rnnkit import diagnose as diag
-    from rnnkit import plots
-    from rnnkit.tasks.lm import CharLM
+    from rnnkit.apps import diagnose as diag
+    from rnnkit.apps import plots
+    from rnnkit.apps.lm import CharLM
 
     if not text:
         raise ValueError("--text is empty: give the characters to run the model over")

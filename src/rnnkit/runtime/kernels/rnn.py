@@ -7,10 +7,10 @@ parameters (:class:`~rnnkit.cells.rnn.RNNPrepared`). The state h is (T, B, H); s
 step's update h~ = phi(a) (T, B, H), which differs from h only at masked steps; backward
 returns (da (T, B, H), None, (dh0,)). The loops themselves are C (``_native.c``,
 ``rnn_loops.h``); this module checks and lays out the arrays (the large ones
-recycled by :mod:`rnnkit.workspace`).
+recycled by :mod:`rnnkit.runtime.workspace`).
 
 Falls back to the NumPy loops (silently: the result is the same) for what the kernel does not
-cover (see :func:`rnnkit.kernels.covers`): regularisation inside the recurrence (recurrent
+cover (see :func:`rnnkit.runtime.kernels.covers`): regularisation inside the recurrence (recurrent
 dropout, zoneout), dtypes other than float32 and float64, and empty shapes (T, B or H zero).
 
 Shapes: T = time steps, B = batch, H = hidden size.
@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit import kernels, workspace
 from rnnkit.cells import loop
 from rnnkit.cells.base import Recurrence
 from rnnkit.cells.rnn import STEP, RNNPrepared
+from rnnkit.runtime import kernels, workspace
 
 
 def _name(P: RNNPrepared, direction: str) -> str:

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from rnnkit import _checks, checkpoint, losses
+from rnnkit.apps.estimator import Estimator, train_model
 from rnnkit.data.batching import StreamData, reset_rows
 from rnnkit.data.text import UNKNOWN_ID, Vocabulary
 from rnnkit.nn.models import CELLS, LanguageModel
-from rnnkit.tasks.base import Estimator, train_model
 
 
 class CharLM(Estimator):
@@ -67,7 +67,7 @@ class CharLM(Estimator):
         n_steps_: optimiser steps taken in total (including those before a resume).
 
     Example:
-        >>> from rnnkit.tasks.lm import CharLM
+        >>> from rnnkit.apps.lm import CharLM
         >>> lm = CharLM(hidden_size=16, num_layers=1, embedding_dim=8, bptt=16, batch_size=4,
         ...             lr=0.03, steps=40, quiet=True).fit("abcd" * 100)
         >>> lm.sample("ab", length=6, top_k=1)
@@ -443,7 +443,7 @@ def perplexity(nats: float) -> float:
     """:math:`e^{\\mathrm{nats/char}}`, inf where that overflows (a diverged model).
 
     Example:
-        >>> from rnnkit.tasks.lm import perplexity
+        >>> from rnnkit.apps.lm import perplexity
         >>> round(perplexity(1.0), 4), perplexity(3.6e6)
         (2.7183, inf)
     """

@@ -1,8 +1,8 @@
-"""Compiled time loops: the C extension ``rnnkit.kernels._native`` and the choice of path.
+"""Compiled time loops: the C extension ``rnnkit.runtime.kernels._native`` and the choice of path.
 
 The extension holds the recurrences of the cells (the loops of :mod:`rnnkit.cells.loop`) with
-no Python between steps: :mod:`~rnnkit.kernels.lstm`, :mod:`~rnnkit.kernels.gru` (both reset
-forms) and :mod:`~rnnkit.kernels.rnn` (tanh and ReLU). The per-step matrix products run on a
+no Python between steps: :mod:`~rnnkit.runtime.kernels.lstm`, :mod:`~rnnkit.runtime.kernels.gru` (both reset
+forms) and :mod:`~rnnkit.runtime.kernels.rnn` (tanh and ReLU). The per-step matrix products run on a
 register-tiled micro-kernel over weights packed once per sequence, and the gate nonlinearities
 and state updates follow each tile of them while it is in cache. The loops are compiled for
 several instruction sets and the best the CPU has is chosen at import (see :func:`isa`). Each
@@ -69,9 +69,9 @@ def _load() -> None:
     global _module, _reason, _tried
     _tried = True
     try:
-        from rnnkit.kernels import _native as module
+        from rnnkit.runtime.kernels import _native as module
     except ImportError as exc:
-        _reason = f"the extension rnnkit.kernels._native did not import ({exc})"
+        _reason = f"the extension rnnkit.runtime.kernels._native did not import ({exc})"
         return
     _module = module
 

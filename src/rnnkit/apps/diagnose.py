@@ -126,7 +126,7 @@ def hidden_gradients(layer: Recurrent, x: Any, r: Any) -> np.ndarray:
 
     Example:
         >>> import numpy as np, rnnkit
-        >>> from rnnkit.diagnose import hidden_gradients
+        >>> from rnnkit.apps.diagnose import hidden_gradients
         >>> rnn = rnnkit.RNN(3, 4, dtype=np.float64, seed=0)
         >>> x = np.random.default_rng(0).normal(size=(5, 2, 3))  # (T, B, D)
         >>> g = hidden_gradients(rnn, x, np.ones(4))
@@ -217,7 +217,7 @@ def gradient_flow(
         the last state (k = 0) back to the initial state (k = length).
 
     Example:
-        >>> from rnnkit.diagnose import gradient_flow
+        >>> from rnnkit.apps.diagnose import gradient_flow
         >>> rnn = gradient_flow("rnn", length=50, seed=0)
         >>> lstm = gradient_flow("lstm", length=50, forget_bias=1.0, seed=0)
         >>> rnn.shape, float(rnn[0])
@@ -277,7 +277,7 @@ def activations(layer: Recurrent, x: Any, *, num_layer: int = -1) -> dict[str, n
 
     Example:
         >>> import numpy as np, rnnkit
-        >>> from rnnkit.diagnose import activations
+        >>> from rnnkit.apps.diagnose import activations
         >>> lstm = rnnkit.LSTM(3, 4, num_layers=2, seed=0)
         >>> acts = activations(lstm, np.ones((7, 2, 3), dtype=np.float32))
         >>> {name: a.shape for name, a in acts.items()}

@@ -17,7 +17,7 @@ reference count tells whether anything still uses it. The arrays returned to the
 layer's outputs, its gradients, a cache kept for later) stay theirs for as long as they hold
 them; only what nobody holds is reused.
 
-The compiled paths of :mod:`rnnkit.kernels` take their outputs of at least :data:`MIN_BYTES`
+The compiled paths of :mod:`rnnkit.runtime.kernels` take their outputs of at least :data:`MIN_BYTES`
 from here; the NumPy reference paths allocate as usual. The workspace keeps at most
 :func:`limit` bytes of buffers, the least recently used dropped first, and :func:`release`
 gives every buffer nothing uses back to the C library (at the end of training, say).

@@ -162,7 +162,7 @@ PyDoc_STRVAR(step_plan_doc,
              "weights: (W_ih, W_hh, b_ih, b_hh) of each layer in one tuple, None for no bias.");
 
 static PyTypeObject rk_step_plan_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rnnkit.kernels._native.StepPlan",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rnnkit.runtime.kernels._native.StepPlan",
     .tp_basicsize = sizeof(rk_step_plan),
     .tp_dealloc = (destructor)step_plan_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,

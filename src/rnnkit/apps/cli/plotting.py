@@ -1,4 +1,4 @@
-"""The command's plots: drawn with :mod:`rnnkit.plots` when matplotlib (the 'plot' extra) is
+"""The command's plots: drawn with :mod:`rnnkit.apps.plots` when matplotlib (the 'plot' extra) is
 installed, skipped with one line of explanation when it is not."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from rnnkit.cli.runs import METRICS, RunFolder
+from rnnkit.apps.cli.runs import METRICS, RunFolder
 from rnnkit.training import MetricLog
 
 _warned = False
@@ -19,7 +19,7 @@ def draw(
 ) -> None:
     """Draw ``plot(*args, path=run/name, **kwargs)`` if matplotlib is there."""
     global _warned
-    from rnnkit import plots
+    from rnnkit.apps import plots
 
     if not plots.available():
         if not _warned and not quiet:
@@ -33,7 +33,7 @@ def draw(
 
 def training_curves(run: RunFolder, *, quiet: bool) -> None:
     """Training and validation loss from the run's metrics log."""
-    from rnnkit import plots
+    from rnnkit.apps import plots
 
     rows = MetricLog(run.file(METRICS)).read()
     if rows:

@@ -1,9 +1,9 @@
 """Task estimators in scikit-learn style: character language models, forecasting and sequence
 classification."""
 
-from rnnkit.tasks.base import Estimator, NotFittedError, train_model
-from rnnkit.tasks.classify import RNNClassifier
-from rnnkit.tasks.forecast import (
+from rnnkit.apps.classify import RNNClassifier
+from rnnkit.apps.estimator import Estimator, NotFittedError, train_model
+from rnnkit.apps.forecast import (
     ForecastEvaluation,
     RNNForecaster,
     drift_forecast,
@@ -11,7 +11,7 @@ from rnnkit.tasks.forecast import (
     naive_forecast,
     seasonal_naive_forecast,
 )
-from rnnkit.tasks.lm import CharLM
+from rnnkit.apps.lm import CharLM
 
 __all__ = [
     "CharLM",

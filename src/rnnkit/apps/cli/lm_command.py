@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from rnnkit.cli import plotting
-from rnnkit.cli.app import (
+from rnnkit.apps.cli import plotting
+from rnnkit.apps.cli.app import (
     EXIT_INTERRUPTED,
     cli,
     handle_errors,
@@ -18,7 +18,7 @@ from rnnkit.cli.app import (
     report,
     run_options,
 )
-from rnnkit.cli.runs import CHECKPOINT, METRICS, MODEL, RunFolder
+from rnnkit.apps.cli.runs import CHECKPOINT, METRICS, MODEL, RunFolder
 from rnnkit.training import TrainingError
 
 #: The trainable settings and their defaults (the CharLM's, with the training length chosen so
@@ -96,8 +96,8 @@ def lm() -> None:
 @handle_errors
 def lm_train(**kw: Any) -> None:
     """Train a character language model, save it in its run folder and print samples."""
+    from rnnkit.apps.lm import CharLM, perplexity
     from rnnkit.data.text import default_corpus, load_text
-    from rnnkit.tasks.lm import CharLM, perplexity
 
     common = pop_run_options(kw)
     flags = {k: (list(v) if k == "text" else v) for k, v in kw.items()}
@@ -197,7 +197,7 @@ def lm_sample(
     run_dir: str, prime: str, length: int, temperature: float, top_k: int | None, seed: int | None
 ) -> None:
     """Generate text from a trained model."""
-    from rnnkit.tasks.lm import CharLM
+    from rnnkit.apps.lm import CharLM
 
     run = RunFolder.open(run_dir, "lm")
     model = CharLM.load(run.file(MODEL))
@@ -222,8 +222,8 @@ def lm_sample(
 @handle_errors
 def lm_eval(run_dir: str, text: tuple[str, ...]) -> None:
     """Loss of a trained model on a text: nats/char, bits/char and perplexity."""
+    from rnnkit.apps.lm import CharLM
     from rnnkit.data.text import load_text
-    from rnnkit.tasks.lm import CharLM
 
     run = RunFolder.open(run_dir, "lm")
     model = CharLM.load(run.file(MODEL))

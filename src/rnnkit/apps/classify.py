@@ -27,7 +27,7 @@ same preparation, at ``fit`` and at prediction:
    in seconds, and the input projection ``W_ih`` acts as a learned filter bank on each window.
 
 Then a :class:`~rnnkit.nn.SequenceClassifier` (recurrent stack, pooling over the valid steps,
-dropout, linear head) is trained with cross-entropy and Adam by :func:`~rnnkit.tasks.train_model`.
+dropout, linear head) is trained with cross-entropy and Adam by :func:`~rnnkit.apps.train_model`.
 
 **Ensembles** (``ensemble = m``): m such networks are trained on the same data, the k-th with
 seed ``seed + k`` (its own initialisation, batch order and dropout masks), and the predicted
@@ -43,12 +43,13 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit import _checks, metrics
+from rnnkit import _checks
+from rnnkit.apps import metrics
+from rnnkit.apps.estimator import Estimator, train_model
 from rnnkit.data.batching import SequenceData, pad_sequences
 from rnnkit.nn.models import CELLS, SequenceClassifier
 from rnnkit.nn.pooling import MODES as POOLING_MODES
 from rnnkit.optim.schedules import WarmupCosine
-from rnnkit.tasks.base import Estimator, train_model
 
 NORMALIZE = ("series", "global", None)
 LR_SCHEDULES = (None, "cosine")
@@ -103,7 +104,7 @@ class RNNClassifier(Estimator):
 
     Example:
         >>> import numpy as np
-        >>> from rnnkit.tasks.classify import RNNClassifier
+        >>> from rnnkit.apps.classify import RNNClassifier
         >>> rng = np.random.default_rng(0)
         >>> t = np.linspace(0, 4 * np.pi, 40)
         >>> X = [np.sin(t * f) + 0.1 * rng.normal(size=40) for f in [1, 3] * 20]  # (T,) each

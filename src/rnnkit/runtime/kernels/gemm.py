@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import kernels, workspace
+from rnnkit.runtime import kernels, workspace
 
 #: Multiply-adds worth a second thread (about 0.05 ms on one core): a product splits its rows
 #: between threads with no synchronisation, and packs op(b) once while the helper wakes up, so
 #: the threads pay off much earlier than in the time loops (see
-#: :data:`rnnkit.kernels.MIN_WORK_PER_THREAD`). benchmarks/bench_gemm.py --quick (float32,
+#: :data:`rnnkit.runtime.kernels.MIN_WORK_PER_THREAD`). benchmarks/bench_gemm.py --quick (float32,
 #: AVX-512, medians): with 5M instead of 10M, the 13M products of B16 D32 H64 take two threads,
 #: project 225 -> 251 and input_grads 239 -> 254 GFLOP/s; with 4M, the 9.8M project of the GRU
 #: at B16 D32 H64 too (221-224 -> 239-250, ratio to NumPy 1.04 -> 0.95); with 3M, the 6.5M

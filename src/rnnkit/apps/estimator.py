@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rnnkit import checkpoint, optim
-from rnnkit.progress import Progress
+from rnnkit.apps.progress import Progress
 from rnnkit.training import Trainer
 
 KIND = "rnnkit.estimator"
@@ -30,8 +30,8 @@ class NotFittedError(ValueError, AttributeError):
 
 
 class Estimator:
-    """Base class of :class:`~rnnkit.tasks.CharLM`, :class:`~rnnkit.tasks.RNNForecaster` and
-    :class:`~rnnkit.tasks.RNNClassifier`.
+    """Base class of :class:`~rnnkit.apps.CharLM`, :class:`~rnnkit.apps.RNNForecaster` and
+    :class:`~rnnkit.apps.RNNClassifier`.
 
     Subclasses implement ``fit`` and their predictions, and :meth:`_get_state` /
     :meth:`_set_state` (the fitted state as a tree of arrays and JSON-able values) for

@@ -23,7 +23,7 @@ section 5.2), for a history :math:`y_1..y_T` and steps :math:`h = 1, 2, \dots`:
     \text{seasonal naive: } \hat y_{T+h} = y_{T+h-m(k+1)},\ k = \lfloor (h-1)/m \rfloor,
     \qquad \text{drift: } \hat y_{T+h} = y_T + h\,\frac{y_T - y_1}{T - 1}.
 
-Metrics are those of :mod:`rnnkit.metrics` (MAE, RMSE, MAPE and sMAPE in percent, MASE), always
+Metrics are those of :mod:`rnnkit.apps.metrics` (MAE, RMSE, MAPE and sMAPE in percent, MASE), always
 reported for the model *and* the three baselines on the same forecast origins and horizons.
 
 Settings measured on the shared series (seeds 0-2, a few seconds per fit on 2 cores):
@@ -45,10 +45,11 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit import _checks, metrics
+from rnnkit import _checks
+from rnnkit.apps import metrics
+from rnnkit.apps.estimator import Estimator, train_model
 from rnnkit.data.batching import SequenceData
 from rnnkit.nn.models import CELLS, SequenceRegressor
-from rnnkit.tasks.base import Estimator, train_model
 
 STRATEGIES = ("direct", "recursive")
 SCALINGS = ("standard", "minmax", None)

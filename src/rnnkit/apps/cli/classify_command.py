@@ -7,9 +7,16 @@ from typing import Any
 
 import click
 
-from rnnkit.cli import plotting
-from rnnkit.cli.app import cli, handle_errors, pop_run_options, prepare_run, report, run_options
-from rnnkit.cli.runs import MODEL, CLIError, RunFolder
+from rnnkit.apps.cli import plotting
+from rnnkit.apps.cli.app import (
+    cli,
+    handle_errors,
+    pop_run_options,
+    prepare_run,
+    report,
+    run_options,
+)
+from rnnkit.apps.cli.runs import MODEL, CLIError, RunFolder
 
 DEFAULTS: dict[str, Any] = {
     "train": "",
@@ -149,7 +156,7 @@ def classify() -> None:
 def classify_train(train_path: str | None, test_path: str | None, **kw: Any) -> None:
     """Train on --train, report accuracy, macro-F1 and the confusion matrix on --test, and
     save the model and a confusion-matrix plot in the run folder."""
-    from rnnkit.tasks.classify import RNNClassifier
+    from rnnkit.apps.classify import RNNClassifier
 
     common = pop_run_options(kw)
     kw["train"], kw["test"] = train_path, test_path
@@ -182,7 +189,7 @@ def classify_train(train_path: str | None, test_path: str | None, **kw: Any) -> 
             "report.md", f"# Test set: {config['test']}\n\n```\n{text}\n```\n", replace=True
         )
         if not common["no_plot"]:
-            from rnnkit import plots
+            from rnnkit.apps import plots
 
             plotting.draw(
                 run,
@@ -215,7 +222,7 @@ def classify_train(train_path: str | None, test_path: str | None, **kw: Any) -> 
 @handle_errors
 def classify_eval(run_dir: str, test_path: str, label: str) -> None:
     """Accuracy, macro-F1 and the confusion matrix of a trained classifier on a dataset."""
-    from rnnkit.tasks.classify import RNNClassifier
+    from rnnkit.apps.classify import RNNClassifier
 
     run = RunFolder.open(run_dir, "classify")
     model = RNNClassifier.load(run.file(MODEL))

@@ -11,17 +11,17 @@ sequence of one step.
 No plan (None: the layer takes the reference path) for what it does not cover: bidirectional
 layers (which cannot stream), more than :data:`MAX_LAYERS` layers, zoneout (whose evaluation
 mode blends the states), cells other than rnnkit's RNN, LSTM and GRU, or when the compiled
-kernels are not in use (see :func:`rnnkit.kernels.use_compiled`).
+kernels are not in use (see :func:`rnnkit.runtime.kernels.use_compiled`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rnnkit import kernels
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.rnn import RNNCell
+from rnnkit.runtime import kernels
 
 #: The most stacked layers a plan runs (the extension holds 4 parameter buffers per layer).
 MAX_LAYERS = 4
