@@ -1,7 +1,8 @@
-r"""Univariate forecasting with a recurrent network, the three benchmark forecasts every model
-must be compared with, and honest evaluation: a hold-out test and rolling-origin backtests.
+r"""The forecaster :class:`RNNForecaster`: a recurrent network over sliding windows of a
+univariate series, with honest evaluation (a hold-out test and rolling-origin backtests, always
+beside the baselines of :mod:`rnnkit.apps.forecast.baselines`).
 
-The pipeline of :class:`RNNForecaster`, from a series :math:`y_1..y_N` to the network and back:
+The pipeline, from a series :math:`y_1..y_N` to the network and back:
 
 .. math::
 
@@ -14,195 +15,27 @@ next :math:`z_{i+W..i+W+O-1}` the targets (O = ``horizon`` for the "direct" stra
 "recursive" one). A forecast runs the pipeline backwards: unscale, undo the differences from the
 last observed values, exponentiate.
 
-The baselines follow Hyndman & Athanasopoulos, *Forecasting: Principles and Practice* (3rd ed.,
-section 5.2), for a history :math:`y_1..y_T` and steps :math:`h = 1, 2, \dots`:
-
-.. math::
-
-    \text{naive: } \hat y_{T+h} = y_T, \qquad
-    \text{seasonal naive: } \hat y_{T+h} = y_{T+h-m(k+1)},\ k = \lfloor (h-1)/m \rfloor,
-    \qquad \text{drift: } \hat y_{T+h} = y_T + h\,\frac{y_T - y_1}{T - 1}.
-
-Metrics are those of :mod:`rnnkit.apps.metrics` (MAE, RMSE, MAPE and sMAPE in percent, MASE), always
-reported for the model *and* the three baselines on the same forecast origins and horizons.
-
-Settings measured on the shared series (seeds 0-2, a few seconds per fit on 2 cores):
-
-- airline (monthly, 144 points, the last 12 held out with :meth:`RNNForecaster.evaluate_holdout`):
-  ``window=24, horizon=12, season=12, log=True, difference=True, hidden_size=32`` (direct,
-  200 epochs): MAPE 2.95-3.28% against 9.99% for the seasonal naive forecast. Differencing is
-  what matters: without it the MAPE stays above 9%.
-- sunspots (yearly, 309 points, :meth:`RNNForecaster.backtest` with ``initial=250``: 59
-  one-step origins, fitted once): ``window=24, hidden_size=32, epochs=100, lr=3e-3``: MAE
-  11.7-13.1 (MASE 0.71-0.80) against 25.45 (MASE 1.54) for the naive forecast.
+Settings that beat the baselines on the shared airline and sunspot series, and the figures, are
+in ``docs/results.md``.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from rnnkit import _checks
-from rnnkit.apps import metrics
 from rnnkit.apps.estimator import Estimator, train_model
+from rnnkit.apps.forecast.evaluation import ForecastEvaluation, compare_with_baselines
 from rnnkit.data.batching import SequenceData
 from rnnkit.nn.models import CELLS, SequenceRegressor
 
 STRATEGIES = ("direct", "recursive")
 SCALINGS = ("standard", "minmax", None)
-METHODS = ("model", "naive", "seasonal_naive", "drift")
-METRICS = ("MAE", "RMSE", "MAPE", "sMAPE", "MASE")
 #: The largest magnitude a series may have: the square of a difference of two such values
 #: (RMSE, the standard deviation) stays finite in float64.
 MAX_MAGNITUDE = 1e150
-
-
-# -- baselines -----------------------------------------------------------------------------------
-
-
-def _history(history: Any, minimum: int = 1) -> np.ndarray:
-    h = np.asarray(history, dtype=np.float64)
-    if h.ndim != 1:
-        raise ValueError(f"history must be 1-D (T,), got shape {h.shape}")
-    if h.size < minimum:
-        raise ValueError(f"history needs at least {minimum} values, got {h.size}")
-    return h
-
-
-def naive_forecast(history: Any, horizon: int) -> np.ndarray:
-    """The naive forecast: the last value, repeated ``horizon`` times.
-
-    >>> naive_forecast([1.0, 3.0, 2.0], 3).tolist()
-    [2.0, 2.0, 2.0]
-    """
-    horizon = _checks.positive_int("horizon", horizon)
-    return np.full(horizon, _history(history)[-1])
-
-
-def seasonal_naive_forecast(history: Any, horizon: int, season: int) -> np.ndarray:
-    """The seasonal naive forecast: the value of the same season in the last observed cycle
-    (the last ``season`` values, repeated).
-
-    >>> seasonal_naive_forecast([1, 2, 3, 10, 20, 30], 4, season=3).tolist()
-    [10.0, 20.0, 30.0, 10.0]
-    """
-    horizon = _checks.positive_int("horizon", horizon)
-    season = _checks.positive_int("season", season)
-    h = _history(history, season)
-    return np.resize(h[-season:], horizon)  # np.resize repeats the cycle
-
-
-def drift_forecast(history: Any, horizon: int) -> np.ndarray:
-    """The drift forecast: the line through the first and the last value, extended.
-
-    >>> drift_forecast([1.0, 2.0, 5.0], 2).tolist()
-    [7.0, 9.0]
-    """
-    horizon = _checks.positive_int("horizon", horizon)
-    h = _history(history, 2)
-    slope = (h[-1] - h[0]) / (h.size - 1)
-    return h[-1] + slope * np.arange(1, horizon + 1)
-
-
-def forecast_metrics(actual: Any, forecast: Any, train: Any, season: int = 1) -> dict[str, float]:
-    """MAE, RMSE, MAPE, sMAPE and MASE of ``forecast`` against ``actual`` (any equal shapes,
-    pooled), MASE scaled by the in-sample seasonal-naive MAE of ``train``. A metric that is
-    undefined here (MAPE with an actual 0, MASE of a series the naive forecast fits exactly)
-    is NaN.
-
-    >>> forecast_metrics([3, 4], [3, 5], train=[1, 2, 3])["MASE"]
-    0.5
-    """
-    a = np.asarray(actual, dtype=np.float64).ravel()
-    f = np.asarray(forecast, dtype=np.float64).ravel()
-    out = {"MAE": metrics.mae(a, f), "RMSE": metrics.rmse(a, f)}
-    for name, fn in (("MAPE", metrics.mape), ("sMAPE", metrics.smape)):
-        try:
-            out[name] = fn(a, f)
-        except ValueError:
-            out[name] = math.nan
-    try:
-        out["MASE"] = metrics.mase(a, f, train, season=season)
-    except ValueError:
-        out["MASE"] = math.nan
-    return out
-
-
-# -- results -------------------------------------------------------------------------------------
-
-
-@dataclass
-class ForecastEvaluation:
-    """Forecasts of the model and of the baselines at the same origins, and their metrics.
-
-    F = folds (forecast origins), h = horizon.
-
-    Attributes:
-        origins: (F,) index in ``y`` of each fold's first forecast step; the forecasts at
-            origin o use ``y[:o]`` only.
-        actual: (F, h) the observed values.
-        forecasts: (F, h) forecasts by method: "model", "naive", "seasonal_naive", "drift".
-        metrics: by method, the metrics over every fold and step pooled: "MAE", "RMSE",
-            "MAPE", "sMAPE" (percent) and "MASE".
-        mase_scale: the MASE denominator, the in-sample MAE of the seasonal-naive forecast
-            (season ``season``) on the first training part ``y[:origins[0]]``.
-        season: the season of the seasonal-naive forecast and of MASE.
-        refit: whether the model was refitted at every origin.
-        estimator: the (last) fitted :class:`RNNForecaster`.
-    """
-
-    origins: np.ndarray
-    actual: np.ndarray
-    forecasts: dict[str, np.ndarray]
-    metrics: dict[str, dict[str, float]]
-    mase_scale: float
-    season: int
-    refit: bool = False
-    estimator: Any = field(default=None, repr=False)
-
-    def per_fold(self, metric: str = "MAE") -> dict[str, np.ndarray]:
-        """One metric for each fold separately, by method: (F,) arrays."""
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
-        out = {}
-        for name, fc in self.forecasts.items():
-            values = []
-            for a, f in zip(self.actual, fc):
-                m = forecast_metrics(a, f, [0.0])  # MASE needs a longer series: NaN here
-                m["MASE"] = m["MAE"] / self.mase_scale if self.mase_scale > 0 else math.nan
-                values.append(m[metric])
-            out[name] = np.array(values)  # (F,)
-        return out
-
-    def to_markdown(self, digits: int = 3) -> str:
-        """The metrics as a Markdown table, one row per method.
-
-        >>> r = ForecastEvaluation(np.array([2]), np.array([[3.0]]), {"naive": np.array([[2.0]])},
-        ...                        {"naive": forecast_metrics([3.0], [2.0], [1.0, 2.0])}, 1.0, 1)
-        >>> print(r.to_markdown(2))
-        | method | MAE | RMSE | MAPE | sMAPE | MASE |
-        | --- | --- | --- | --- | --- | --- |
-        | naive | 1.00 | 1.00 | 33.33 | 40.00 | 1.00 |
-        """
-        lines = [
-            "| method | " + " | ".join(METRICS) + " |",
-            "|" + " --- |" * (len(METRICS) + 1),
-        ]
-        for name, row in self.metrics.items():
-            cells = [f"{row[m]:.{digits}f}" for m in METRICS]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        h = self.actual.shape[1]
-        head = f"{len(self.origins)} fold(s), horizon {h}, {'refit' if self.refit else 'fit once'}"
-        return head + "\n" + self.to_markdown()
-
-
-# -- the estimator -------------------------------------------------------------------------------
 
 
 class RNNForecaster(Estimator):
@@ -544,22 +377,7 @@ class RNNForecaster(Estimator):
             L = cfg["window"] + cfg["lag"]
             hist = np.stack([y[o - L : o] for o in origins])  # (F, L)
             model_fc = est._forecast(hist, horizon)  # (F, h)
-        actual = np.stack([y[o : o + horizon] for o in origins])  # (F, h)
-        season = self.season
-        forecasts = {
-            "model": model_fc,
-            "naive": np.stack([naive_forecast(y[:o], horizon) for o in origins]),
-            "seasonal_naive": np.stack(
-                [seasonal_naive_forecast(y[:o], horizon, season) for o in origins]
-            ),
-            "drift": np.stack([drift_forecast(y[:o], horizon) for o in origins]),
-        }
-        train = y[: origins[0]]
-        scores = {name: forecast_metrics(actual, f, train, season) for name, f in forecasts.items()}
-        scale = float(np.mean(np.abs(train[season:] - train[:-season])))
-        return ForecastEvaluation(
-            origins, actual, forecasts, scores, scale, season, refit=refit, estimator=est
-        )
+        return compare_with_baselines(y, origins, model_fc, self.season, refit=refit, estimator=est)
 
     def backtest(
         self,
