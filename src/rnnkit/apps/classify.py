@@ -46,8 +46,9 @@ import numpy as np
 from rnnkit import _checks
 from rnnkit.apps import metrics
 from rnnkit.apps.estimator import Estimator, train_model
+from rnnkit.cells.base import Cell
 from rnnkit.data.batching import SequenceData, pad_sequences
-from rnnkit.nn.models import CELLS, SequenceClassifier
+from rnnkit.nn.models import SequenceClassifier
 from rnnkit.nn.pooling import MODES as POOLING_MODES
 from rnnkit.optim.schedules import WarmupCosine
 
@@ -239,8 +240,7 @@ class RNNClassifier(Estimator):
     def check_params(self) -> None:
         _checks.positive_int("hidden_size", self.hidden_size)
         _checks.positive_int("num_layers", self.num_layers)
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+        Cell.named(self.cell)  # ValueError naming the known cells
         _checks.boolean("bidirectional", self.bidirectional)
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")

@@ -59,9 +59,10 @@ from typing import Any
 import numpy as np
 
 from rnnkit import _checks
+from rnnkit.cells.base import Cell
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
-from rnnkit.nn.models import CELLS, make_recurrent
+from rnnkit.nn.models import make_recurrent
 from rnnkit.nn.recurrent import Recurrent
 
 #: The gates of each gated cell, in the order they sit in the fused gate axis.
@@ -229,8 +230,7 @@ def gradient_flow(
     batch_size = _checks.positive_int("batch_size", batch_size)
     layer_rng, data_rng = _checks.rng(seed).spawn(2)
     if layer is None:
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+        Cell.named(cell)  # ValueError naming the known cells
         options = {"dtype": np.float64, **layer_options}
         layer = make_recurrent(
             cell,

@@ -29,9 +29,10 @@ import numpy as np
 
 from rnnkit import _checks, checkpoint, losses
 from rnnkit.apps.estimator import Estimator, train_model
+from rnnkit.cells.base import Cell
 from rnnkit.data.batching import StreamData, reset_rows
 from rnnkit.data.text import UNKNOWN_ID, Vocabulary
-from rnnkit.nn.models import CELLS, LanguageModel
+from rnnkit.nn.models import LanguageModel
 
 
 class CharLM(Estimator):
@@ -226,8 +227,7 @@ class CharLM(Estimator):
             _checks.positive_int(name, getattr(self, name))
         if self.steps is not None:
             _checks.positive_int("steps", self.steps)
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+        Cell.named(self.cell)  # ValueError naming the known cells
         _checks.probability("dropout", self.dropout)
         _positive_number("lr", self.lr)
         _checks.probability("val_fraction", self.val_fraction)

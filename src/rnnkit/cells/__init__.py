@@ -3,17 +3,19 @@
 Each module holds one cell family, all of it: :mod:`~rnnkit.cells.rnn` (vanilla RNN),
 :mod:`~rnnkit.cells.lstm` and :mod:`~rnnkit.cells.gru` (both reset forms). Their docstrings carry
 the forward and backward (BPTT) equations. :mod:`~rnnkit.cells.base` defines the interface they
-share; the layers in :mod:`rnnkit.nn` are built on it.
+share and :mod:`~rnnkit.cells.timeloop` the NumPy time loops that run them; the layers in
+:mod:`rnnkit.nn` are built on it. Nothing here imports compiled code (see
+:mod:`rnnkit.runtime.kernels`). A new cell: ``docs/adding-a-cell.md``.
 """
 
 from rnnkit.cells.base import (
     Cell,
     CellGrads,
     CellParams,
-    Recurrence,
     Regularisation,
-    Step,
     StepCell,
+    StepEquations,
+    TimeLoop,
 )
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
@@ -26,8 +28,8 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "RNNCell",
-    "Recurrence",
     "Regularisation",
-    "Step",
     "StepCell",
+    "StepEquations",
+    "TimeLoop",
 ]

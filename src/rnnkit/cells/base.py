@@ -7,22 +7,23 @@ lives in pure functions of the cell's module. One driver, :class:`rnnkit.nn.Recu
 cells into layers, runs the reverse direction of a bidirectional layer and handles variable
 lengths for every cell alike.
 
-Each built-in cell is a :class:`StepCell`: its module defines the cell's *step* (the equations
-of one time step, forward and backward, as a :class:`Step`) and :class:`StepCell` runs the whole
-sequence in three parts, so that a compiled kernel can later replace the middle part without
-touching any caller:
+Each built-in cell is a :class:`StepCell`: its module defines the cell's *step equations* (one
+time step, forward and backward, as :class:`StepEquations`) and :class:`StepCell` runs the whole
+sequence in three parts:
 
 1. the input projection of all time steps, one matrix product before the loop;
-2. the *recurrence*, the only sequential loop, reached through the cell's ``recurrence``
-   attribute (a :class:`Recurrence`). Its default is the NumPy driver of
-   :mod:`rnnkit.cells.loop` run with the cell's step; a faster implementation with the same
-   signatures is swapped in with ``cell.recurrence = ...`` and tested against it;
+2. the *time loop*, the only sequential code, through a :class:`TimeLoop`. The cell's own is
+   :meth:`StepCell.reference_loop`: the NumPy loops of :mod:`rnnkit.cells.timeloop` run with its
+   step equations. Another implementation with the same signatures (the compiled loops of
+   :mod:`rnnkit.runtime.kernels`, chosen by :func:`rnnkit.runtime.kernels.time_loop` for the
+   layers) is passed to :meth:`StepCell.forward` as ``loop`` and tested against the reference;
 3. the parameter gradients, one matrix product after the backward loop.
 
-When the recurrence is the compiled one, the matrix products of parts 1 and 3 (and the input
-gradient) run on the extension's products too (:func:`rnnkit.runtime.kernels.gemm.matmul`, passed to
-:func:`project`, :func:`outer_sum` and :func:`input_grads` as ``matmul``); the NumPy
-expressions of these functions stay the reference and the path of every other cell.
+A time loop brings its own matrix product for parts 1 and 3 and the input gradient
+(``TimeLoop.matmul``, passed to :func:`project`, :func:`outer_sum` and :func:`input_grads`;
+None is NumPy's ``@``) and prepares its own layout of the recurrent parameters
+(``TimeLoop.prepare``; None is the cell's :meth:`StepCell.prepare`). This package imports no
+compiled code.
 
 Variable lengths reach a cell as a boolean ``mask`` of shape (T, B, 1): at a step where
 ``mask[t, b]`` is False the row's state is carried unchanged, ``h_t = h_{t-1}`` (and
@@ -52,16 +53,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from rnnkit.cells import loop
+from rnnkit.cells import timeloop
 from rnnkit.runtime import workspace
-from rnnkit.runtime.kernels import gemm
 
-#: A matrix product ``matmul(a, b, trans_a=False, trans_b=False, bias=None) -> op(a) @ op(b)
-#: (+ bias)`` (see :func:`rnnkit.runtime.kernels.gemm.matmul`); None: NumPy's ``@``.
+#: A matrix product ``matmul(a, b, trans_a=False, trans_b=False, bias=None, row_sums=None) ->
+#: op(a) @ op(b) (+ bias)`` (see :func:`rnnkit.runtime.kernels.gemm.matmul`); None: NumPy's
+#: ``@``.
 MatMul = Callable[..., np.ndarray] | None
 
 
@@ -90,12 +91,12 @@ class Regularisation(NamedTuple):
     zone: tuple[np.ndarray | None, ...] | None  # per state, (T, B, H) update weights u; None: none
 
 
-class Step(NamedTuple):
+class StepEquations(NamedTuple):
     """The equations of one time step of a cell, forward and backward.
 
     ``forward(xg_t, prev, h_in, P, out_states, out_saved)`` writes the cell's update of every
     state (the candidate before zoneout and masking) into ``out_states`` and what its backward
-    needs into ``out_saved`` (arrays of shape (B, n) for ``n`` in ``saved_sizes(H)``). ``xg_t``
+    needs into ``out_saved`` (arrays of shape (B, k H) for each ``k`` in ``saved``). ``xg_t``
     (B, G) is the projected input, ``prev`` the previous states, ``h_in`` the hidden state that
     enters the recurrent products (``prev[0]``, or ``prev[0] * m`` under recurrent dropout) and
     ``P`` the cell's prepared recurrent parameters.
@@ -109,28 +110,40 @@ class Step(NamedTuple):
 
     forward: Callable[..., None]
     backward: Callable[..., tuple]
-    saved_sizes: Callable[[int], tuple[int, ...]]
+    saved: tuple[int, ...]  # what forward saves per step, in multiples of H: (4, 1) is 4H and H
+
+    def saved_sizes(self, H: int) -> tuple[int, ...]:
+        """The widths of the saved arrays for hidden size H."""
+        return tuple(k * H for k in self.saved)
 
 
-class Recurrence(NamedTuple):
+class TimeLoop(NamedTuple):
     """A cell's two time loops: the only sequential code, and the part a compiled kernel replaces.
+
+    ``prepare(params) -> P``: the recurrent parameters in the layout this loop reads (None: the
+    cell's :meth:`StepCell.prepare`).
 
     ``forward(xg, state0, P, mask, reg) -> (states, saved)``: from the projected inputs ``xg``
     (T, B, G), the initial states (a tuple of (B, H)), the cell's prepared parameters ``P``, the
     length ``mask`` and the :class:`Regularisation` ``reg`` (either may be None), the states
     after every step (a tuple of (T, B, H)) and the per-step values the backward pass needs
-    (a tuple of (T, B, n), laid out as the cell's :class:`Step` saves them).
+    (a tuple of (T, B, n), laid out as the cell's :class:`StepEquations` save them).
 
     ``backward(dhs, dstate_T, states, state0, saved, P, mask, reg) -> (da, dgh, dstate0)``:
     from the gradients at each step's hidden state from outside (T, B, H) and at the final
     states, dL/d(gate pre-activations) (T, B, G), dL/d(recurrent products) (T, B, G) or None
     when equal, and the gradients at the initial states.
 
-    Neither may modify its arguments.
+    ``matmul``: the matrix product of the sequence passes around the loops (None: NumPy's).
+    ``name``: ``"numpy"`` for the reference, ``"compiled"`` for the extension's loops.
+
+    Neither loop may modify its arguments.
     """
 
     forward: Callable[..., Any]
     backward: Callable[..., Any]
+    prepare: Callable[[CellParams], Any] | None = None
+    matmul: MatMul = None
     name: str = "numpy"
 
 
@@ -143,12 +156,41 @@ class Cell:
     accepts a :class:`Regularisation` sets :attr:`supports_regularisation`.
     """
 
+    #: The cell's name for the layers and ready models (``make_recurrent("lstm", ...)``); a
+    #: subclass that sets it is registered in :attr:`registry` under it.
+    name: ClassVar[str | None] = None
+    #: Every named cell class, by name (see :meth:`named`).
+    registry: ClassVar[dict[str, type[Cell]]] = {}
     #: Number of gate blocks fused in the weight matrices (rows = num_gates * H).
     num_gates: int = 1
     #: Names of the state tensors, in the order the state tuple holds them.
     state_names: tuple[str, ...] = ("h",)
     #: Whether :meth:`forward` takes ``reg`` (recurrent dropout, zoneout).
     supports_regularisation: bool = False
+    #: The name of the cell's compiled loops in :mod:`rnnkit.runtime.kernels`, or None (see
+    #: :attr:`kernel`, which a cell with options overrides).
+    kernel_name: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            Cell.registry[cls.name] = cls
+
+    @classmethod
+    def named(cls, name: str) -> type[Cell]:
+        """The cell class registered under ``name`` (ValueError naming the known ones)."""
+        if name not in Cell.registry:
+            raise ValueError(f"cell must be one of {sorted(Cell.registry)}, got {name!r}")
+        return Cell.registry[name]
+
+    def options(self) -> dict[str, Any]:
+        """The cell's constructor arguments, by name (a cell without options: empty)."""
+        return {}
+
+    @property
+    def kernel(self) -> str | None:
+        """The name of this cell's compiled loops (with its options), or None: the NumPy ones."""
+        return self.kernel_name
 
     def forward(
         self,
@@ -157,6 +199,7 @@ class Cell:
         params: CellParams,
         mask: np.ndarray | None = None,
         reg: Regularisation | None = None,
+        loop: TimeLoop | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...], Any]:
         """Run the cell over a sequence.
 
@@ -166,6 +209,7 @@ class Cell:
             params: the cell's parameters.
             mask: optional (T, B, 1) boolean array; False marks steps that carry the state.
             reg: optional recurrent dropout and zoneout masks.
+            loop: the time loops to run (a cell without a :class:`TimeLoop` ignores it).
 
         Returns:
             ``(hs, state_T, cache)``: the hidden state after every step (T, B, H) (at masked
@@ -201,7 +245,8 @@ class Cell:
         return state_T
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        args = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
+        return f"{type(self).__name__}({args})"
 
 
 class StepCache(NamedTuple):
@@ -212,24 +257,30 @@ class StepCache(NamedTuple):
     states: tuple[np.ndarray, ...]  # each (T, B, H): the states after every step
     saved: tuple[np.ndarray, ...]  # each (T, B, n): what the cell's step saved
     params: CellParams
-    prepared: Any  # the cell's prepared recurrent parameters
+    prepared: Any  # the recurrent parameters as the loop prepared them
     mask: np.ndarray | None  # (T, B, 1) valid steps, None when all are valid
     reg: Regularisation | None
+    loop: TimeLoop  # the time loops that ran the forward pass; the backward runs the same
 
 
 class StepCell(Cell):
-    """A cell defined by its :class:`Step`: the sequence passes are shared by every such cell.
+    """A cell defined by its :class:`StepEquations`: the sequence passes are shared by every such
+    cell (see the module docstring).
 
-    Subclasses provide :meth:`make_step` (or a ``STEP``), :meth:`projection_bias`,
-    :meth:`prepare` and, where the recurrent weight gradient is not the plain
-    ``sum_t dgh_t^T h_in_t``, :meth:`recurrent_grads`.
+    Subclasses provide :attr:`equations` (a property when they depend on the cell's options),
+    :meth:`prepare`, where needed :meth:`projection_bias` and, where the recurrent weight
+    gradient is not the plain ``sum_t dgh_t^T h_in_t``, :meth:`recurrent_grads`.
     """
 
     supports_regularisation = True
+    #: The cell's step equations.
+    equations: StepEquations
 
-    def __init__(self, step: Step, recurrence: Recurrence | None = None) -> None:
-        self.step_equations = step
-        self.recurrence = numpy_recurrence(step) if recurrence is None else recurrence
+    def reference_loop(self) -> TimeLoop:
+        """The NumPy reference loops of :mod:`rnnkit.cells.timeloop` run with this cell's step
+        equations: the path of every call that passes no other ``loop``."""
+        eq = self.equations
+        return TimeLoop(partial(timeloop.forward, eq), partial(timeloop.backward, eq))
 
     # -- what each cell says ------------------------------------------------------------------
 
@@ -242,31 +293,26 @@ class StepCell(Cell):
         raise NotImplementedError
 
     def recurrent_grads(
-        self, dgh: np.ndarray, h_in: np.ndarray, saved: tuple, has_bias: bool
+        self, dgh: np.ndarray, h_in: np.ndarray, saved: tuple, has_bias: bool, matmul: MatMul
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """dL/dW_hh and dL/db_hh from dL/d(h_in W_hh^T + b_hh) (T, B, G) and h_in (T, B, H)."""
         db_hh = np.empty(dgh.shape[-1], dtype=dgh.dtype) if has_bias else None  # (G,)
-        dW_hh = outer_sum(dgh, h_in, self.matmul, db_hh)  # (G, H)
+        dW_hh = outer_sum(dgh, h_in, matmul, db_hh)  # (G, H)
         return dW_hh, db_hh
-
-    @property
-    def matmul(self) -> MatMul:
-        """The matrix product of the sequence passes: the extension's with the compiled
-        recurrence, else None (NumPy)."""
-        return gemm.matmul if self.recurrence.name == "compiled" else None
 
     # -- the shared sequence passes -----------------------------------------------------------
 
-    def forward(self, x, state0, params, mask=None, reg=None):
-        xg = project(x, params.W_ih, self.projection_bias(params), self.matmul)  # (T, B, G)
-        prepared = self.prepare(params)
-        states, saved = self.recurrence.forward(xg, tuple(state0), prepared, mask, reg)
-        cache = StepCache(x, tuple(state0), states, saved, params, prepared, mask, reg)
+    def forward(self, x, state0, params, mask=None, reg=None, loop=None):
+        loop = self.reference_loop() if loop is None else loop
+        xg = project(x, params.W_ih, self.projection_bias(params), loop.matmul)  # (T, B, G)
+        prepared = (self.prepare if loop.prepare is None else loop.prepare)(params)
+        states, saved = loop.forward(xg, tuple(state0), prepared, mask, reg)
+        cache = StepCache(x, tuple(state0), states, saved, params, prepared, mask, reg, loop)
         return states[0], tuple(s[-1] for s in states), cache
 
     def backward(self, dhs, dstate_T, cache):
-        p = cache.params
-        da, dgh, dstate0 = self.recurrence.backward(
+        p, loop = cache.params, cache.loop
+        da, dgh, dstate0 = loop.backward(
             dhs,
             tuple(dstate_T),
             cache.states,
@@ -277,21 +323,16 @@ class StepCell(Cell):
             cache.reg,
         )
         has_bias = p.b_ih is not None
-        dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, has_bias, self.matmul)
+        dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, has_bias, loop.matmul)
         h_in = previous_states(cache.state0[0], cache.states[0])  # (T, B, H)
         if cache.reg is not None and cache.reg.h_drop is not None:
             h_in = h_in * cache.reg.h_drop
         if dgh is None:  # the recurrent products' gradient is da itself: db_hh = db_ih
-            dW_hh, _ = self.recurrent_grads(da, h_in, cache.saved, False)
+            dW_hh, _ = self.recurrent_grads(da, h_in, cache.saved, False, loop.matmul)
             db_hh = None if db_ih is None else db_ih.copy()
         else:
-            dW_hh, db_hh = self.recurrent_grads(dgh, h_in, cache.saved, has_bias)
+            dW_hh, db_hh = self.recurrent_grads(dgh, h_in, cache.saved, has_bias, loop.matmul)
         return dx, dstate0, CellGrads(dW_ih, dW_hh, db_ih, db_hh)
-
-
-def numpy_recurrence(step: Step) -> Recurrence:
-    """The NumPy reference loops of :mod:`rnnkit.cells.loop`, bound to a cell's step."""
-    return Recurrence(partial(loop.forward, step), partial(loop.backward, step))
 
 
 def sigmoid(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

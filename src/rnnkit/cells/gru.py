@@ -68,7 +68,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.cells.base import CellParams, Recurrence, Step, StepCell, outer_sum, sigmoid
+from rnnkit.cells.base import CellParams, StepCell, StepEquations, outer_sum, sigmoid
 
 RESETS = ("after", "before")
 
@@ -164,10 +164,11 @@ def gru_before_step_backward(d_cand, prev, h_in, saved_t, P: GRUBeforePrepared):
     return da, None, da[:, s.rz] @ P.W_rz + drh * r, (dh * z,)
 
 
-#: The steps of the two forms, by ``reset``.
-STEPS = {
-    "after": Step(gru_after_step_forward, gru_after_step_backward, lambda H: (3 * H, H)),
-    "before": Step(gru_before_step_forward, gru_before_step_backward, lambda H: (3 * H,)),
+#: The step equations of the two forms, by ``reset``: both save the activated gates (3H), the
+#: reset-after form also W_hn h + b_hn (H).
+EQUATIONS = {
+    "after": StepEquations(gru_after_step_forward, gru_after_step_backward, saved=(3, 1)),
+    "before": StepEquations(gru_before_step_forward, gru_before_step_backward, saved=(3,)),
 }
 
 
@@ -182,10 +183,6 @@ class GRUCell(StepCell):
 
     Args:
         reset: ``"after"`` (default) or ``"before"``.
-        recurrence: the time loops (see :class:`~rnnkit.cells.base.Recurrence`). By default the
-            compiled ones of :mod:`rnnkit.runtime.kernels.gru` when the extension is available and
-            the environment variable ``RNNKIT_KERNELS`` is not ``numpy``, else the NumPy
-            reference (see :mod:`rnnkit.runtime.kernels`).
 
     Example:
         >>> import numpy as np
@@ -199,21 +196,25 @@ class GRUCell(StepCell):
         ((5, 4, 3), False)
     """
 
+    name = "gru"
     num_gates = 3
     state_names = ("h",)
 
-    def __init__(self, reset: str = "after", recurrence: Recurrence | None = None) -> None:
+    def __init__(self, reset: str = "after") -> None:
         if reset not in RESETS:
             raise ValueError(f"reset must be 'after' or 'before', got {reset!r}")
         self.reset = reset
-        if recurrence is None:
-            from rnnkit.runtime import kernels
-            from rnnkit.runtime.kernels import (
-                gru as compiled,  # here: rnnkit.runtime.kernels imports this module
-            )
 
-            recurrence = kernels.chosen(compiled.RECURRENCE)  # None: the NumPy reference
-        super().__init__(STEPS[reset], recurrence)
+    def options(self) -> dict[str, str]:
+        return {"reset": self.reset}
+
+    @property
+    def equations(self) -> StepEquations:
+        return EQUATIONS[self.reset]
+
+    @property
+    def kernel(self) -> str:
+        return f"gru_{self.reset}"
 
     def projection_bias(self, params: CellParams) -> np.ndarray | None:
         if self.reset == "after":
@@ -228,12 +229,12 @@ class GRUCell(StepCell):
         W_rz, W_n = params.W_hh[s.rz], params.W_hh[s.n]
         return GRUBeforePrepared(W_rz.T, W_n.T, W_rz, W_n, s)
 
-    def recurrent_grads(self, dgh, h_in, saved, has_bias):
+    def recurrent_grads(self, dgh, h_in, saved, has_bias, matmul):
         if self.reset == "after":
-            return super().recurrent_grads(dgh, h_in, saved, has_bias)
+            return super().recurrent_grads(dgh, h_in, saved, has_bias, matmul)
         s = GRUGates.of(h_in.shape[-1])
         r = saved[0][..., s.r]  # (T, B, H)
-        mm = self.matmul
+        mm = matmul
         db_hh = np.empty(dgh.shape[-1], dtype=dgh.dtype) if has_bias else None  # (3H,)
         dW_hh = np.concatenate(
             [
@@ -242,6 +243,3 @@ class GRUCell(StepCell):
             ]
         )  # (3H, H): the n rows multiply r * h_in
         return dW_hh, db_hh
-
-    def __repr__(self) -> str:
-        return f"GRUCell(reset={self.reset!r})"

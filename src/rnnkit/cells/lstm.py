@@ -45,7 +45,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.cells.base import Recurrence, Step, StepCell, sigmoid
+from rnnkit.cells.base import StepCell, StepEquations, sigmoid
 
 
 class LSTMGates(NamedTuple):
@@ -100,8 +100,8 @@ def lstm_step_backward(d_cand, prev, h_in, saved_t, P: LSTMPrepared):
     return da, None, da @ P.W_hh, (None, dc * f)
 
 
-#: The LSTM's step.
-STEP = Step(lstm_step_forward, lstm_step_backward, lambda H: (4 * H, H))
+#: The LSTM's step equations; they save the activated gates (4H) and tanh(c) (H).
+EQUATIONS = StepEquations(lstm_step_forward, lstm_step_backward, saved=(4, 1))
 
 
 class LSTMCell(StepCell):
@@ -110,12 +110,6 @@ class LSTMCell(StepCell):
     The equations of the forward and backward passes are in the docstring of this module,
     :mod:`rnnkit.cells.lstm`. The layer that stacks this cell is :class:`rnnkit.LSTM`. Its state
     is the pair ``(h, c)``.
-
-    Args:
-        recurrence: the time loops (see :class:`~rnnkit.cells.base.Recurrence`). By default the
-            compiled ones of :mod:`rnnkit.runtime.kernels.lstm` when the extension is available and
-            the environment variable ``RNNKIT_KERNELS`` is not ``numpy``, else the NumPy
-            reference (see :mod:`rnnkit.runtime.kernels`).
 
     Example:
         >>> import numpy as np
@@ -129,18 +123,11 @@ class LSTMCell(StepCell):
         ((5, 4, 2), (12, 3))
     """
 
+    name = "lstm"
+    kernel_name = "lstm"
     num_gates = 4
     state_names = ("h", "c")
-
-    def __init__(self, recurrence: Recurrence | None = None) -> None:
-        if recurrence is None:
-            from rnnkit.runtime import kernels
-            from rnnkit.runtime.kernels import (
-                lstm as compiled,  # here: rnnkit.runtime.kernels imports this module
-            )
-
-            recurrence = kernels.chosen(compiled.RECURRENCE)  # None: the NumPy reference
-        super().__init__(STEP, recurrence)
+    equations = EQUATIONS
 
     def prepare(self, params) -> LSTMPrepared:
         H = params.W_hh.shape[1]

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit.cells.base import CellParams, Recurrence, Step, StepCell
+from rnnkit.cells.base import CellParams, StepCell, StepEquations
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -68,8 +68,8 @@ def rnn_step_backward(d_cand, prev, h_in, saved_t, P: RNNPrepared):
     return da, None, da @ P.W_hh, (None,)
 
 
-#: The vanilla RNN's step.
-STEP = Step(rnn_step_forward, rnn_step_backward, lambda H: (H,))
+#: The vanilla RNN's step equations; they save each step's update h~ (H).
+EQUATIONS = StepEquations(rnn_step_forward, rnn_step_backward, saved=(1,))
 
 
 class RNNCell(StepCell):
@@ -80,10 +80,6 @@ class RNNCell(StepCell):
 
     Args:
         nonlinearity: ``"tanh"`` (default) or ``"relu"``.
-        recurrence: the time loops (see :class:`~rnnkit.cells.base.Recurrence`). By default the
-            compiled ones of :mod:`rnnkit.runtime.kernels.rnn` when the extension is available and
-            the environment variable ``RNNKIT_KERNELS`` is not ``numpy``, else the NumPy
-            reference (see :mod:`rnnkit.runtime.kernels`).
 
     Example:
         >>> import numpy as np
@@ -96,24 +92,22 @@ class RNNCell(StepCell):
         ((5, 4, 3), True)
     """
 
+    name = "rnn"
     num_gates = 1
     state_names = ("h",)
+    equations = EQUATIONS
 
-    def __init__(self, nonlinearity: str = "tanh", recurrence: Recurrence | None = None) -> None:
+    def __init__(self, nonlinearity: str = "tanh") -> None:
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        if recurrence is None:
-            from rnnkit.runtime import kernels
-            from rnnkit.runtime.kernels import (
-                rnn as compiled,  # here: rnnkit.runtime.kernels imports this module
-            )
 
-            recurrence = kernels.chosen(compiled.RECURRENCE)  # None: the NumPy reference
-        super().__init__(STEP, recurrence)
+    def options(self) -> dict[str, str]:
+        return {"nonlinearity": self.nonlinearity}
+
+    @property
+    def kernel(self) -> str:
+        return f"rnn_{self.nonlinearity}"
 
     def prepare(self, params: CellParams) -> RNNPrepared:
         return RNNPrepared(params.W_hh.T, params.W_hh, self.nonlinearity == "tanh")
-
-    def __repr__(self) -> str:
-        return f"RNNCell(nonlinearity={self.nonlinearity!r})"

@@ -67,6 +67,14 @@ class Linear(Module):
         if self.bias:
             self._params["bias"] = rng.uniform(-bound, bound, self.out_features).astype(self.dtype)
 
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """``x W^T + b`` (..., O) with no cache: inference, for example one streaming step."""
+        y = x @ self._params["weight"].T  # (..., O)
+        bias = self._params.get("bias")
+        if bias is not None:
+            y += bias
+        return y
+
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, LinearCache]:
         """``x`` (..., I) -> ``y`` (..., O)."""
         x = _checks.features("x", x, self.in_features, self.dtype)

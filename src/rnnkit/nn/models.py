@@ -18,14 +18,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rnnkit import _checks
+from rnnkit.cells.base import Cell
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import Module
 from rnnkit.nn.pooling import Pooling
-from rnnkit.nn.recurrent import GRU, LSTM, RNN, Recurrent
-
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+from rnnkit.nn.recurrent import Recurrent, cell_options
 
 
 def make_recurrent(
@@ -35,11 +34,17 @@ def make_recurrent(
     num_layers: int = 1,
     **options: Any,
 ) -> Recurrent:
-    """``RNN``, ``LSTM`` or ``GRU`` by name (``cell`` in "rnn", "lstm", "gru"); ``options`` go to
-    its constructor (``nonlinearity``, ``reset``, ``bidirectional``, ``dropout``, ...)."""
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
-    return CELLS[cell](input_size, hidden_size, num_layers, **options)
+    """A recurrent layer of the cell registered under the name ``cell`` (``"rnn"``, ``"lstm"``,
+    ``"gru"``, or any :class:`~rnnkit.cells.Cell` subclass with a ``name``): its layer class
+    (``RNN``, ``LSTM``, ``GRU``) when it has one, else :class:`Recurrent` with the cell.
+    ``options`` go to the cell (its own, such as ``nonlinearity`` or ``reset``) and to the layer
+    (``bidirectional``, ``dropout``, ...)."""
+    cell_class = Cell.named(cell)
+    layer = Recurrent.layer_class(cell_class)
+    if layer is not None:
+        return layer(input_size, hidden_size, num_layers, **options)
+    chosen = {k: options.pop(k) for k in list(options) if k in cell_options(cell_class)}
+    return Recurrent(cell_class(**chosen), input_size, hidden_size, num_layers, **options)
 
 
 def _seeds(seed: Any, n: int) -> list[np.random.Generator]:
@@ -60,11 +65,7 @@ class Model(Module):
 
     def _head_step(self, y: np.ndarray) -> np.ndarray:
         """The Linear head on one step's outputs (B, K*H) -> (B, O), in evaluation mode."""
-        out = y @ self.head._params["weight"].T  # (B, O)
-        bias = self.head._params.get("bias")
-        if bias is not None:
-            out += bias
-        return out
+        return self.head.apply(y)
 
 
 class LanguageModelCache(NamedTuple):

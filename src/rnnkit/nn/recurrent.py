@@ -3,7 +3,12 @@
 :class:`Recurrent` is the one driver every cell shares: it holds the parameters under PyTorch's
 state_dict names, runs the layers bottom-up and each direction over the sequence, and turns
 ``lengths`` into the step mask the cells understand (see :mod:`rnnkit.cells.base`).
-:class:`RNN`, :class:`LSTM` and :class:`GRU` are :class:`Recurrent` with their cell.
+:class:`RNN`, :class:`LSTM` and :class:`GRU` are :class:`Recurrent` with their cell: each only
+names its cell class (``cell_class``); its constructor, the properties of the cell's options and
+the equations in its docstring are derived from the cell (see :meth:`Recurrent.__init_subclass__`).
+
+Which time loops run the cells (compiled or NumPy) is chosen once, when the layer is made, by
+:func:`rnnkit.runtime.kernels.time_loop`; it is the layer's :attr:`Recurrent.time_loop`.
 
 Shapes: T = time steps, B = batch, D = input size, H = hidden size,
 L = num_layers, K = number of directions (1 or 2), G = number of gates of the cell.
@@ -11,22 +16,27 @@ L = num_layers, K = number of directions (1 or 2), G = number of gates of the ce
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import inspect
+import sys
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from rnnkit import _checks
-from rnnkit.cells import gru as gru_module
-from rnnkit.cells import lstm as lstm_module
-from rnnkit.cells import rnn as rnn_module
 from rnnkit.cells.base import Cell, CellParams, Regularisation
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.rnn import RNNCell
 from rnnkit.nn.module import Module
-from rnnkit.runtime import workspace
+from rnnkit.runtime import kernels, workspace
 
 PARAM_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def cell_options(cell_class: type[Cell]) -> dict[str, inspect.Parameter]:
+    """The keyword arguments of a cell class's constructor, by name."""
+    params = list(inspect.signature(cell_class.__init__).parameters.values())[1:]
+    return {p.name: p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
 class RecurrentCache(NamedTuple):
@@ -74,7 +84,59 @@ class Recurrent(Module):
     with suffix ``_lk`` and ``_lk_reverse`` for the reverse direction:
     ``weight_ih_lk`` (G*H, D if k = 0 else K*H), ``weight_hh_lk`` (G*H, H),
     ``bias_ih_lk`` (G*H,), ``bias_hh_lk`` (G*H,).
+
+    The cells run on :attr:`time_loop`, chosen when the layer is made (the compiled loops or the
+    NumPy reference, see :func:`rnnkit.runtime.kernels.time_loop`); assign another
+    :class:`~rnnkit.cells.TimeLoop` to run the layer on it.
     """
+
+    #: The cell class of a layer subclass (``LSTM``: :class:`~rnnkit.cells.LSTMCell`); None here.
+    cell_class: ClassVar[type[Cell] | None] = None
+    #: The layer class of each named cell class, by the cell's name (see :meth:`layer_class`).
+    layer_classes: ClassVar[dict[str, type[Recurrent]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that names its ``cell_class`` gets, derived from the cell: a constructor
+        that takes the cell's options as keywords and forwards the rest to :class:`Recurrent`
+        (its signature, for ``help()``, lists them all), a read-only property per cell option,
+        the cell module's equations appended to its docstring, and its place in
+        :attr:`layer_classes`."""
+        super().__init_subclass__(**kwargs)
+        cell_class = cls.__dict__.get("cell_class")
+        if cell_class is None:
+            return
+        options = cell_options(cell_class)
+
+        def __init__(self, input_size, hidden_size, num_layers=1, **layer_options):
+            chosen = {k: layer_options.pop(k) for k in list(layer_options) if k in options}
+            Recurrent.__init__(
+                self, cell_class(**chosen), input_size, hidden_size, num_layers, **layer_options
+            )
+
+        own = list(inspect.signature(Recurrent.__init__).parameters.values())
+        cell_params = [p.replace(kind=p.KEYWORD_ONLY) for p in options.values()]
+        i = [p.name for p in own].index("num_layers") + 1
+        __init__.__signature__ = inspect.Signature(own[:1] + own[2:i] + cell_params + own[i:])
+        __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+        __init__.__doc__ = f"Make the layer; arguments as :class:`{cls.__name__}` says."
+        cls.__init__ = __init__
+        for name in options:
+            if not hasattr(cls, name):
+                setattr(cls, name, property(lambda self, n=name: getattr(self.cell, n)))
+        module = sys.modules[cell_class.__module__]
+        if cls.__doc__ and module.__doc__:
+            cls.__doc__ = (
+                f"{cls.__doc__}\n    Equations (from :mod:`{module.__name__}`):\n\n"
+                + "\n".join(f"    {line}" if line else "" for line in module.__doc__.splitlines())
+            )
+        if cell_class.name:
+            Recurrent.layer_classes[cell_class.name] = cls
+
+    @classmethod
+    def layer_class(cls, cell_class: type[Cell]) -> type[Recurrent] | None:
+        """The layer class made for ``cell_class`` (``LSTM`` for ``LSTMCell``), or None."""
+        layer = Recurrent.layer_classes.get(cell_class.name or "")
+        return layer if layer is not None and layer.cell_class is cell_class else None
 
     def __init__(
         self,
@@ -120,6 +182,7 @@ class Recurrent(Module):
                 f"{type(cell).__name__} does not"
             )
         self.dtype = _checks.float_dtype(dtype)
+        self.time_loop = kernels.time_loop(cell)  # None: the cell runs its sequences itself
         self.num_directions = 2 if self.bidirectional else 1
         rng = _checks.rng(seed)
         H, G = self.hidden_size, cell.num_gates
@@ -261,12 +324,14 @@ class Recurrent(Module):
                 k = layer * K + direction
                 s0 = tuple(s[k] for s in state0)
                 p = self.cell_params(layer, direction)
-                extra = () if (reg := self._regularisation(T, B)) is None else (reg,)
+                extra = {} if (reg := self._regularisation(T, B)) is None else {"reg": reg}
+                if self.time_loop is not None:
+                    extra["loop"] = self.time_loop
                 if direction == 0:
-                    hs, s_T, cache = self.cell.forward(layer_in, s0, p, mask, *extra)
+                    hs, s_T, cache = self.cell.forward(layer_in, s0, p, mask, **extra)
                 else:
                     m = None if mask is None else mask[::-1]
-                    hs, s_T, cache = self.cell.forward(layer_in[::-1], s0, p, m, *extra)
+                    hs, s_T, cache = self.cell.forward(layer_in[::-1], s0, p, m, **extra)
                     hs = hs[::-1]
                 for final, value in zip(finals, s_T):
                     final[k] = value
@@ -412,11 +477,20 @@ class Recurrent(Module):
         return h[-1], (h, c)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Copies (``copy.deepcopy``) leave out the step plan, which refers to this layer's
-        arrays: a copy makes its own."""
+        """Copies and pickles leave out the step plan, which refers to this layer's arrays (a
+        copy makes its own), and keep the time loop by name (``"compiled"``, ``"numpy"``): it is
+        chosen again where the copy is loaded (see :func:`rnnkit.runtime.kernels.named_loop`)."""
         state = self.__dict__.copy()
         state.pop("_step_plan", None)
+        if state.get("time_loop") is not None:
+            state["time_loop"] = state["time_loop"].name
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        loop = state.get("time_loop")
+        if isinstance(loop, str):
+            state["time_loop"] = kernels.named_loop(state["cell"], loop)
+        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         extra = "".join(
@@ -446,7 +520,9 @@ class Recurrent(Module):
         )
 
     def _cell_repr(self) -> str:
-        return f", cell={self.cell!r}"
+        if type(self).cell_class is None:
+            return f", cell={self.cell!r}"
+        return "".join(f", {k}={v!r}" for k, v in self.cell.options().items())
 
 
 class RNN(Recurrent):
@@ -468,45 +544,7 @@ class RNN(Recurrent):
         ((6, 3, 4), (2, 3, 8), (8, 8))
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        *,
-        nonlinearity: str = "tanh",
-        bias: bool = True,
-        batch_first: bool = False,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        variational: bool = False,
-        recurrent_dropout: float = 0.0,
-        zoneout: float | tuple[float, ...] = 0.0,
-        dtype: Any = np.float32,
-        seed: Any = None,
-    ) -> None:
-        super().__init__(
-            RNNCell(nonlinearity),
-            input_size,
-            hidden_size,
-            num_layers,
-            bias=bias,
-            batch_first=batch_first,
-            bidirectional=bidirectional,
-            dropout=dropout,
-            variational=variational,
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
-            dtype=dtype,
-            seed=seed,
-        )
-
-    @property
-    def nonlinearity(self) -> str:
-        return self.cell.nonlinearity
-
-    def _cell_repr(self) -> str:
-        return f", nonlinearity={self.nonlinearity!r}"
+    cell_class = RNNCell
 
 
 class LSTM(Recurrent):
@@ -528,40 +566,7 @@ class LSTM(Recurrent):
         ['bias_hh_l0', 'bias_hh_l0_reverse']
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        *,
-        bias: bool = True,
-        batch_first: bool = False,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        variational: bool = False,
-        recurrent_dropout: float = 0.0,
-        zoneout: float | tuple[float, ...] = 0.0,
-        dtype: Any = np.float32,
-        seed: Any = None,
-    ) -> None:
-        super().__init__(
-            LSTMCell(),
-            input_size,
-            hidden_size,
-            num_layers,
-            bias=bias,
-            batch_first=batch_first,
-            bidirectional=bidirectional,
-            dropout=dropout,
-            variational=variational,
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
-            dtype=dtype,
-            seed=seed,
-        )
-
-    def _cell_repr(self) -> str:
-        return ""
+    cell_class = LSTMCell
 
 
 class GRU(Recurrent):
@@ -582,55 +587,4 @@ class GRU(Recurrent):
         ((6, 3, 8), (1, 3, 8), (24, 8))
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        *,
-        reset: str = "after",
-        bias: bool = True,
-        batch_first: bool = False,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        variational: bool = False,
-        recurrent_dropout: float = 0.0,
-        zoneout: float | tuple[float, ...] = 0.0,
-        dtype: Any = np.float32,
-        seed: Any = None,
-    ) -> None:
-        super().__init__(
-            GRUCell(reset),
-            input_size,
-            hidden_size,
-            num_layers,
-            bias=bias,
-            batch_first=batch_first,
-            bidirectional=bidirectional,
-            dropout=dropout,
-            variational=variational,
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
-            dtype=dtype,
-            seed=seed,
-        )
-
-    @property
-    def reset(self) -> str:
-        return self.cell.reset
-
-    def _cell_repr(self) -> str:
-        return f", reset={self.reset!r}"
-
-
-def _append_equations(layer: type, module: Any) -> None:
-    """Give a layer's docstring the forward and backward equations of its cell's module, so that
-    ``help(rnnkit.LSTM)`` shows all of the mathematics while it is written down only once."""
-    layer.__doc__ = (
-        f"{layer.__doc__}\n    Equations (from :mod:`{module.__name__}`):\n\n"
-        + "\n".join(f"    {line}" if line else "" for line in module.__doc__.splitlines())
-    )
-
-
-for _layer, _module in [(RNN, rnn_module), (LSTM, lstm_module), (GRU, gru_module)]:
-    _append_equations(_layer, _module)
+    cell_class = GRUCell

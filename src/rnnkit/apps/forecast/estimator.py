@@ -28,8 +28,9 @@ import numpy as np
 from rnnkit import _checks
 from rnnkit.apps.estimator import Estimator, train_model
 from rnnkit.apps.forecast.evaluation import ForecastEvaluation, compare_with_baselines
+from rnnkit.cells.base import Cell
 from rnnkit.data.batching import SequenceData
-from rnnkit.nn.models import CELLS, SequenceRegressor
+from rnnkit.nn.models import SequenceRegressor
 
 STRATEGIES = ("direct", "recursive")
 SCALINGS = ("standard", "minmax", None)
@@ -136,8 +137,7 @@ class RNNForecaster(Estimator):
             raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {self.strategy!r}")
         if self.scaling not in SCALINGS:
             raise ValueError(f"scaling must be one of {list(SCALINGS)}, got {self.scaling!r}")
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+        Cell.named(self.cell)  # ValueError naming the known cells
         _checks.boolean("log", self.log)
         _checks.boolean("quiet", self.quiet)
         self._lag()

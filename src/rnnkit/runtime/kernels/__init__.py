@@ -1,19 +1,21 @@
 """Compiled time loops: the C extension ``rnnkit.runtime.kernels._native`` and the choice of path.
 
-The extension holds the recurrences of the cells (the loops of :mod:`rnnkit.cells.loop`) with
-no Python between steps: :mod:`~rnnkit.runtime.kernels.lstm`, :mod:`~rnnkit.runtime.kernels.gru` (both reset
-forms) and :mod:`~rnnkit.runtime.kernels.rnn` (tanh and ReLU). The per-step matrix products run on a
-register-tiled micro-kernel over weights packed once per sequence, and the gate nonlinearities
-and state updates follow each tile of them while it is in cache. The loops are compiled for
-several instruction sets and the best the CPU has is chosen at import (see :func:`isa`). Each
-is a :class:`~rnnkit.cells.Recurrence`, tested against the NumPy reference, which stays the
-specification; each falls back to it for what it does not cover (see :func:`covers`).
+The extension holds the time loops of the cells (the loops of :mod:`rnnkit.cells.timeloop`) with
+no Python between steps, for the LSTM, the GRU (both reset forms) and the vanilla RNN (tanh and
+ReLU). The per-step matrix products run on a register-tiled micro-kernel over weights packed once
+per sequence, and the gate nonlinearities and state updates follow each tile of them while it is
+in cache. The loops are compiled for several instruction sets and the best the CPU has is chosen
+at import (see :func:`isa`). :mod:`~rnnkit.runtime.kernels.loops` wraps every one of them as a
+:class:`~rnnkit.cells.TimeLoop` (one generic wrapper, laid out from the extension's own table of
+arguments), tested against the NumPy reference, which stays the specification; each falls back
+to it for what it does not cover (see :func:`covers`).
 
-Which path a new cell takes is read from the environment variable ``RNNKIT_KERNELS`` when the
-cell is made:
+:func:`time_loop` is the one place that chooses a cell's path; the layers call it when they are
+made. It reads the environment variable ``RNNKIT_KERNELS``:
 
-- unset or ``auto``: the compiled loops when the extension loads, else the NumPy loops with a
-  one-line :class:`RuntimeWarning` (once per process);
+- unset or ``auto``: the compiled loops when the extension loads and has the cell's loops, else
+  the NumPy loops (with a one-line :class:`RuntimeWarning`, once per process, when the extension
+  does not load);
 - ``compiled``: the compiled loops, or ``RuntimeError`` saying why they are unavailable;
 - ``numpy``: the NumPy reference loops.
 
@@ -40,21 +42,8 @@ CHOICES = ("auto", "compiled", "numpy")
 ENV_THREADS = "RNNKIT_NUM_THREADS"
 
 #: The fewest batch rows (one tile of the AVX-512 micro-kernel), and multiply-adds of the
-#: recurrent products (about 0.4 ms on one core), worth a thread of their own. Measured on a
-#: shared 2-core virtual machine: starting a thread costs tens of microseconds, waking an idle
-#: CPU up to a millisecond, and a helper thread competing with other processes slowed short
-#: calls down; long calls gained up to 1.8x on the loops. The threshold was 250M (2 ms) while
-#: NumPy's BLAS ran the products around the loops: its threads, still spinning after a product,
-#: took the core a helper needed. With the products compiled too (``python benchmarks/suite.py``,
-#: training steps at T=100, B=32, D=64, H=128, in the runs of commits 1b73f4b: 250M, b836a0c:
-#: 20M and f620295: 60M): LSTM 10.3 / 7.6 / 7.7 ms, GRU 8.0 / 5.6 / 7.0 ms, RNN 3.2 / 5.0 /
-#: 3.2 ms: a second thread pays for the LSTM's and GRU's loops there (210M and 160M) and not for
-#: the RNN's (52M); nothing changed at B=16 (one thread still) or B=20, H=650 (two already).
-#: That was with blocks of 6 rows taken in turn by the threads, each block a pass over the
-#: weights at every step; with one block per thread (``rk_run`` in ``_native.c``) the second
-#: thread pays from 8M on. Suite runs of commits c5646be (6-row blocks, 60M) and 8a4e4fc (one
-#: block per thread, 8M), both changes together: LSTM at B=16, D=32, H=64 (26M) 1.53 -> 0.97
-#: ms, GRU there (20M) 0.96 -> 0.86 ms, RNN at B=32, D=64, H=128 (52M) 1.98 -> 1.61 ms.
+#: recurrent products, worth a thread of their own: starting and waking a thread costs tens of
+#: microseconds to a millisecond on a shared machine (measurements: docs/performance.md).
 MIN_ROWS_PER_THREAD = 6
 MIN_WORK_PER_THREAD = 8_000_000
 
@@ -111,10 +100,27 @@ def use_compiled() -> bool:
     return False
 
 
-def chosen(recurrence: Any) -> Any:
-    """A compiled recurrence when a new cell should use it (see :func:`use_compiled`), else
-    None: the cell keeps the NumPy reference."""
-    return recurrence if use_compiled() else None
+def time_loop(cell: Any) -> Any:
+    """The time loops a layer runs ``cell`` with: its compiled :class:`~rnnkit.cells.TimeLoop`
+    when the compiled path is chosen (see the module docstring) and the extension has loops for
+    the cell (``cell.kernel``), else the cell's NumPy reference loops; None for a cell that runs
+    its sequences itself (one that is not a :class:`~rnnkit.cells.StepCell`)."""
+    if not hasattr(cell, "reference_loop"):
+        return None
+    if getattr(cell, "kernel", None) is not None and use_compiled():
+        from rnnkit.runtime.kernels import loops
+
+        compiled = loops.compiled_loop(cell)
+        if compiled is not None:
+            return compiled
+    return cell.reference_loop()
+
+
+def named_loop(cell: Any, name: str) -> Any:
+    """The time loops called ``name`` for ``cell`` (``"compiled"`` or ``"numpy"``), as
+    :func:`time_loop` would choose them: for a layer restored from a pickle, which stores the
+    name, so that a pickle made where the extension runs loads where it does not."""
+    return time_loop(cell) if name == "compiled" else cell.reference_loop()
 
 
 def set_num_threads(n: int | None) -> None:
@@ -150,7 +156,7 @@ def threads_for(B: int, work: int) -> int:
 def covers(dtype: np.dtype, shape: tuple[int, ...], reg: Any) -> bool:
     """Whether the compiled loops cover a call: no regularisation inside the recurrence
     (recurrent dropout, zoneout), float32 or float64, and no empty dimension in ``shape``. The
-    cells' kernel modules run the NumPy loops for the rest (silently: the result is the same)."""
+    compiled loops run the NumPy ones for the rest (silently: the result is the same)."""
     return reg is None and dtype in (np.float32, np.float64) and all(shape)
 
 

@@ -853,24 +853,86 @@ static PyObject *isa(PyObject *self, PyObject *args)
     return Py_BuildValue("(sN)", rk_active->name, names);
 }
 
+/* The loop functions, listed once: the method table and the LOOPS dictionary below are made
+ * from this list. */
+#define RK_LOOP_FUNCTIONS(X)                                                                  \
+    X(lstm_forward)                                                                           \
+    X(lstm_backward)                                                                          \
+    X(gru_after_forward)                                                                      \
+    X(gru_after_backward)                                                                     \
+    X(gru_before_forward)                                                                     \
+    X(gru_before_backward)                                                                    \
+    X(rnn_tanh_forward)                                                                       \
+    X(rnn_tanh_backward)                                                                      \
+    X(rnn_relu_forward)                                                                       \
+    X(rnn_relu_backward)
+
 static PyMethodDef methods[] = {
     {"isa", isa, METH_VARARGS, isa_doc},
-#define RK_METHOD(fname) {#fname, fname, METH_VARARGS, fname##_doc}
-    RK_METHOD(lstm_forward),
-    RK_METHOD(lstm_backward),
-    RK_METHOD(gru_after_forward),
-    RK_METHOD(gru_after_backward),
-    RK_METHOD(gru_before_forward),
-    RK_METHOD(gru_before_backward),
-    RK_METHOD(rnn_tanh_forward),
-    RK_METHOD(rnn_tanh_backward),
-    RK_METHOD(rnn_relu_forward),
-    RK_METHOD(rnn_relu_backward),
+#define RK_METHOD(fname) {#fname, fname, METH_VARARGS, fname##_doc},
+    RK_LOOP_FUNCTIONS(RK_METHOD)
 #undef RK_METHOD
     {"gemm", gemm, METH_VARARGS, gemm_doc},
     {"vmath", vmath, METH_VARARGS, vmath_doc},
     {NULL, NULL, 0, NULL},
 };
+
+/* The kernel names of the cells, by code: the cell codes of StepPlan, and the prefix of each
+ * cell's loop functions (a cell's ``kernel`` property in Python names one of these). */
+static const char *const rk_cell_names[RK_N_CELLS] = {
+    [RK_RNN_TANH] = "rnn_tanh", [RK_RNN_RELU] = "rnn_relu", [RK_LSTM] = "lstm",
+    [RK_GRU_AFTER] = "gru_after", [RK_GRU_BEFORE] = "gru_before",
+};
+
+/* LOOPS: {function name: ((argument, dims, role), ...)} with role "in", "out", "weights" or
+ * "mask", in the order the function takes its arrays (the number of threads follows them).
+ * Python lays out and allocates the arrays of every loop from this, by name. */
+static PyObject *rk_loop_specs(void)
+{
+    static const rk_function *const specs[] = {
+#define RK_SPEC(fname) &fname##_spec,
+        RK_LOOP_FUNCTIONS(RK_SPEC)
+#undef RK_SPEC
+    };
+    PyObject *loops = PyDict_New();
+    for (size_t i = 0; loops && i < sizeof specs / sizeof specs[0]; i++) {
+        const rk_function *f = specs[i];
+        int n = 0;
+        while (n < RK_MAX_ARRAYS && f->arrays[n].name)
+            n++;
+        PyObject *args = PyTuple_New(n);
+        for (int k = 0; args && k < n; k++) {
+            const rk_array *a = &f->arrays[k];
+            const char *role = a->flags & RK_MASK ? "mask"
+                               : a->at == RK_W_HH ? "weights"
+                               : a->flags & RK_OUT ? "out"
+                                                   : "in";
+            PyObject *item = Py_BuildValue("(sss)", a->name, a->dims, role);
+            if (!item) {
+                Py_CLEAR(args);
+                break;
+            }
+            PyTuple_SET_ITEM(args, k, item);
+        }
+        if (!args || PyDict_SetItemString(loops, f->name, args) < 0)
+            Py_CLEAR(loops);
+        Py_XDECREF(args);
+    }
+    return loops;
+}
+
+static PyObject *rk_cell_tuple(void)
+{
+    PyObject *names = PyTuple_New(RK_N_CELLS);
+    for (int k = 0; names && k < RK_N_CELLS; k++) {
+        PyObject *name = PyUnicode_FromString(rk_cell_names[k]);
+        if (!name)
+            Py_CLEAR(names);
+        else
+            PyTuple_SET_ITEM(names, k, name);
+    }
+    return names;
+}
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_native", "Compiled time loops of rnnkit's recurrent cells.", -1,
@@ -890,6 +952,18 @@ PyMODINIT_FUNC PyInit__native(void)
     Py_INCREF(&rk_step_plan_type);
     if (PyModule_AddObject(m, "StepPlan", (PyObject *)&rk_step_plan_type) < 0) {
         Py_DECREF(&rk_step_plan_type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyObject *loops = rk_loop_specs(), *cells = rk_cell_tuple();
+    if (!loops || !cells || PyModule_AddObject(m, "LOOPS", loops) < 0) {
+        Py_XDECREF(loops);
+        Py_XDECREF(cells);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyModule_AddObject(m, "CELLS", cells) < 0) {
+        Py_DECREF(cells);
         Py_DECREF(m);
         return NULL;
     }

@@ -19,23 +19,10 @@ import numpy as np
 
 from rnnkit.runtime import kernels, workspace
 
-#: Multiply-adds worth a second thread (about 0.05 ms on one core): a product splits its rows
-#: between threads with no synchronisation, and packs op(b) once while the helper wakes up, so
-#: the threads pay off much earlier than in the time loops (see
-#: :data:`rnnkit.runtime.kernels.MIN_WORK_PER_THREAD`). benchmarks/bench_gemm.py --quick (float32,
-#: AVX-512, medians): with 5M instead of 10M, the 13M products of B16 D32 H64 take two threads,
-#: project 225 -> 251 and input_grads 239 -> 254 GFLOP/s; with 4M, the 9.8M project of the GRU
-#: at B16 D32 H64 too (221-224 -> 239-250, ratio to NumPy 1.04 -> 0.95); with 3M, the 6.5M
-#: outer_sum h of B1 D64 H128 would too, and ran slower (243 -> 205).
+#: Multiply-adds worth a second thread: a product splits its rows between threads with no
+#: synchronisation, so threads pay off much earlier than in the time loops.
 MIN_WORK_PER_THREAD = 4_000_000
-#: Below these, NumPy's BLAS is as fast or faster (benchmarks/bench_gemm.py --quick, float32,
-#: AVX-512, 2 cores; ratio = kernel / NumPy time, over four runs). The narrowest products of
-#: the suite, 32 columns (input_grads and outer_sum x of B16 D32 H64, LSTM and GRU), ran at
-#: 0.83-0.96, since the tiles of an edge panel run only the vectors they need and op(a) is read
-#: in place (they ran at 2-3 before). The smallest, 3.3M multiply-adds (B1 D64 H128: 100 rows,
-#: or K = 100), at 0.76-0.91, except project (100, 64) x (64, 512), a draw at 0.95-1.12 (NumPy's
-#: own times vary by 15% there): the layer as a whole gains. Narrower or smaller products were
-#: not measured: they stay with NumPy.
+#: Below these, NumPy's BLAS is as fast or faster (measurements: docs/performance.md).
 MIN_COLUMNS = 32
 MIN_WORK = 3_000_000
 

@@ -10,37 +10,29 @@ sequence of one step.
 
 No plan (None: the layer takes the reference path) for what it does not cover: bidirectional
 layers (which cannot stream), more than :data:`MAX_LAYERS` layers, zoneout (whose evaluation
-mode blends the states), cells other than rnnkit's RNN, LSTM and GRU, or when the compiled
-kernels are not in use (see :func:`rnnkit.runtime.kernels.use_compiled`).
+mode blends the states), cells whose loops the extension does not have (the cell codes are the
+positions of their :attr:`~rnnkit.cells.Cell.kernel` names in ``_native.CELLS``), or a layer
+that runs the NumPy loops (see :func:`rnnkit.runtime.kernels.time_loop`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rnnkit.cells.gru import GRUCell
-from rnnkit.cells.lstm import LSTMCell
-from rnnkit.cells.rnn import RNNCell
 from rnnkit.runtime import kernels
 
 #: The most stacked layers a plan runs (the extension holds 4 parameter buffers per layer).
 MAX_LAYERS = 4
 
-#: The extension's cell codes.
-RNN_TANH, RNN_RELU, LSTM, GRU_AFTER, GRU_BEFORE = range(5)
-
-PARAM_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-
 
 def cell_code(cell: Any) -> int | None:
-    """The extension's code of a cell, or None for a cell it does not know."""
-    if type(cell) is LSTMCell:
-        return LSTM
-    if type(cell) is GRUCell:
-        return GRU_AFTER if cell.reset == "after" else GRU_BEFORE
-    if type(cell) is RNNCell:
-        return RNN_TANH if cell.nonlinearity == "tanh" else RNN_RELU
-    return None
+    """The extension's code of a cell (the position of its kernel name in ``_native.CELLS``), or
+    None for a cell it does not know."""
+    module = kernels.native()
+    kernel = getattr(cell, "kernel", None)
+    if module is None or kernel not in module.CELLS:
+        return None
+    return module.CELLS.index(kernel)
 
 
 def plan_for(layer: Any) -> Any:
@@ -49,15 +41,11 @@ def plan_for(layer: Any) -> Any:
     code = cell_code(layer.cell)
     if (
         code is None
+        or layer.time_loop.name != "compiled"
         or layer.bidirectional
         or layer.num_layers > MAX_LAYERS
         or any(layer.zoneout)
-        or not kernels.use_compiled()
     ):
         return None
-    weights = tuple(
-        layer._params.get(layer._name(kind, n, 0))
-        for n in range(layer.num_layers)
-        for kind in PARAM_KINDS
-    )
+    weights = tuple(w for n in range(layer.num_layers) for w in layer.cell_params(n, 0))
     return kernels.native().StepPlan(code, weights)

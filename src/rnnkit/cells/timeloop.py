@@ -1,9 +1,10 @@
-"""The NumPy reference recurrence: the time loops, forward and backward, for any cell's step.
+"""The NumPy reference time loops, forward and backward, for any cell's step equations.
 
-This is the only sequential code of the library and the reference a compiled kernel is tested
-against. It knows nothing of any particular cell: the cell's :class:`~rnnkit.cells.base.Step`
-computes one step; the loop carries the states, applies the length mask, recurrent dropout and
-zoneout (see :mod:`rnnkit.cells.base` for their equations), and accumulates the gradients.
+This is the only sequential code of the library's core and the reference the compiled loops of
+:mod:`rnnkit.runtime.kernels` are tested against. It knows nothing of any particular cell: the
+cell's :class:`~rnnkit.cells.base.StepEquations` compute one time step; the loop carries the states,
+applies the length mask, recurrent dropout and zoneout (see :mod:`rnnkit.cells.base` for their
+equations), and accumulates the gradients.
 
 Shapes: T = time steps, B = batch, H = hidden size, G = gate pre-activations per step.
 """
@@ -25,17 +26,18 @@ def _zone_forward(new: np.ndarray, old: np.ndarray, u: np.ndarray) -> None:
 
 
 def forward(
-    step: Any,
+    equations: Any,
     xg: np.ndarray,
     state0: tuple[np.ndarray, ...],
     prepared: Any,
     mask: np.ndarray | None = None,
     reg: Any = None,
 ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """Run ``step`` over every time step: the states after each step and what it saved.
+    """Run a cell's step equations over every time step: the states after each step and what
+    they saved.
 
     Args:
-        step: the cell's :class:`~rnnkit.cells.base.Step`.
+        equations: the cell's :class:`~rnnkit.cells.base.StepEquations`.
         xg: projected inputs (T, B, G).
         state0: initial states, each (B, H).
         prepared: the cell's prepared recurrent parameters, passed to the step.
@@ -49,14 +51,14 @@ def forward(
     T, B, _ = xg.shape
     H = state0[0].shape[1]
     states = tuple(np.empty((T, B, H), dtype=xg.dtype) for _ in state0)
-    saved = tuple(np.empty((T, B, n), dtype=xg.dtype) for n in step.saved_sizes(H))
+    saved = tuple(np.empty((T, B, n), dtype=xg.dtype) for n in equations.saved_sizes(H))
     h_drop = None if reg is None else reg.h_drop
     zone = None if reg is None else reg.zone
     prev = state0
     for t in range(T):
         new = tuple(s[t] for s in states)
         h_in = prev[0] if h_drop is None else prev[0] * h_drop
-        step.forward(xg[t], prev, h_in, prepared, new, tuple(s[t] for s in saved))
+        equations.forward(xg[t], prev, h_in, prepared, new, tuple(s[t] for s in saved))
         if zone is not None:
             for out, old, u in zip(new, prev, zone):
                 if u is not None:
@@ -70,7 +72,7 @@ def forward(
 
 
 def backward(
-    step: Any,
+    equations: Any,
     dhs: np.ndarray,
     dstate_T: tuple[np.ndarray, ...],
     states: tuple[np.ndarray, ...],
@@ -83,14 +85,14 @@ def backward(
     """BPTT through :func:`forward`.
 
     Args:
-        step: the cell's step.
+        equations: the cell's step equations.
         dhs: gradient from outside the recurrence at each step's hidden state (T, B, H).
         dstate_T: gradients at the final states, each (B, H).
         states, state0, saved, prepared, mask, reg: as in and from the forward pass.
 
     Returns:
         ``(da, dgh, dstate0)``: dL/d(gate pre-activations) (T, B, G), zero at masked steps;
-        dL/d(recurrent products) (T, B, G), or None when the step says it equals ``da``; and
+        dL/d(recurrent products) (T, B, G), or None when the equations say it equals ``da``; and
         the gradients at the initial states.
     """
     T = dhs.shape[0]
@@ -107,7 +109,7 @@ def backward(
         if mask is not None:
             d_cand = [dk * mask[t] for dk in d_cand]
         h_in = prev[0] if h_drop is None else prev[0] * h_drop
-        da, dgh, dh_in, d_prev = step.backward(
+        da, dgh, dh_in, d_prev = equations.backward(
             tuple(d_cand), prev, h_in, tuple(s[t] for s in saved), prepared
         )
         if da_all is None:
