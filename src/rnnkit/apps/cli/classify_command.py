@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from rnnkit.apps.cli import plotting
 from rnnkit.apps.cli.app import (
     cli,
     handle_errors,
@@ -16,7 +15,7 @@ from rnnkit.apps.cli.app import (
     report,
     run_options,
 )
-from rnnkit.apps.cli.runs import MODEL, CLIError, RunFolder
+from rnnkit.apps.cli.runs import MODEL, CLIError, RunFolder, draw_plot
 
 DEFAULTS: dict[str, Any] = {
     "train": "",
@@ -191,7 +190,7 @@ def classify_train(train_path: str | None, test_path: str | None, **kw: Any) -> 
         if not common["no_plot"]:
             from rnnkit.apps import plots
 
-            plotting.draw(
+            draw_plot(
                 run,
                 "confusion_matrix.png",
                 plots.confusion_matrix,

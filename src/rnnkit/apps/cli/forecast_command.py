@@ -8,7 +8,6 @@ from typing import Any
 import click
 import numpy as np
 
-from rnnkit.apps.cli import plotting
 from rnnkit.apps.cli.app import (
     cli,
     handle_errors,
@@ -17,7 +16,7 @@ from rnnkit.apps.cli.app import (
     report,
     run_options,
 )
-from rnnkit.apps.cli.runs import MODEL, CLIError, RunFolder
+from rnnkit.apps.cli.runs import MODEL, CLIError, RunFolder, draw_plot
 
 DEFAULTS: dict[str, Any] = {
     "csv": "",
@@ -178,7 +177,7 @@ def forecast_train(csv_path: str | None, **kw: Any) -> None:
         if not common["no_plot"]:
             from rnnkit.apps import plots
 
-            plotting.draw(
+            draw_plot(
                 run,
                 "forecast.png",
                 plots.forecast,

@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from rnnkit.apps.cli import plotting
 from rnnkit.apps.cli.app import (
     EXIT_INTERRUPTED,
     cli,
@@ -18,7 +17,7 @@ from rnnkit.apps.cli.app import (
     report,
     run_options,
 )
-from rnnkit.apps.cli.runs import CHECKPOINT, METRICS, MODEL, RunFolder
+from rnnkit.apps.cli.runs import CHECKPOINT, METRICS, MODEL, RunFolder, draw_training_curves
 from rnnkit.training import TrainingError
 
 #: The trainable settings and their defaults (the CharLM's, with the training length chosen so
@@ -150,7 +149,7 @@ def lm_train(**kw: Any) -> None:
         )
         run.write_text("samples.txt", sample + "\n", replace=True)
         if not common["no_plot"]:
-            plotting.training_curves(run, quiet=quiet)
+            draw_training_curves(run, quiet=quiet)
     click.echo(f"--- sample (prime {config['prime']!r}, temperature {config['temperature']}) ---")
     click.echo(sample)
     report(f"--- saved {run.file(MODEL)} ---", quiet=quiet)

@@ -1,4 +1,4 @@
-"""Run folders and configuration for the ``rnnkit`` command.
+"""Run folders, their configuration and their plots for the ``rnnkit`` command.
 
 Every training run gets one folder, ``<runs-dir>/<name>/``, holding:
 
@@ -7,7 +7,9 @@ Every training run gets one folder, ``<runs-dir>/<name>/``, holding:
 - ``metrics.csv``: the training log;
 - ``checkpoint.ckpt``: the trainer's last checkpoint (for ``--resume``);
 - ``model.rnnkit``: the trained estimator;
-- the task's outputs (samples, forecasts, reports) and ``*.png`` plots.
+- the task's outputs (samples, forecasts, reports) and ``*.png`` plots, drawn by
+  :func:`draw_plot` with :mod:`rnnkit.apps.plots` when matplotlib (the 'plot' extra) is
+  installed, and skipped with one line of explanation when it is not.
 
 Nothing already in a run folder is overwritten without ``--overwrite``, and even then the old
 run is replaced only once the new one has a checkpoint or has finished (see :class:`RunFolder`).
@@ -25,9 +27,11 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import click
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -363,3 +367,36 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# -- plots -----------------------------------------------------------------------------------------
+
+_plots_skipped = False  # the "matplotlib is not installed" line is printed once per process
+
+
+def draw_plot(
+    run: RunFolder, name: str, plot: Callable[..., Any], *args: Any, quiet: bool, **kwargs: Any
+) -> None:
+    """Draw ``plot(*args, path=run/name, **kwargs)`` into the run folder if matplotlib is
+    there; otherwise say once that plots are skipped."""
+    global _plots_skipped
+    from rnnkit.apps import plots
+
+    if not plots.available():
+        if not _plots_skipped and not quiet:
+            click.echo("plots skipped: matplotlib is not installed (pip install 'rnnkit[plot]')")
+        _plots_skipped = True
+        return
+    plot(*args, path=run.file(name), **kwargs)
+    if not quiet:
+        click.echo(f"plot: {run.final / name}")  # where it will be once the run is committed
+
+
+def draw_training_curves(run: RunFolder, *, quiet: bool) -> None:
+    """Plot the training and validation loss of the run's metrics log as ``training.png``."""
+    from rnnkit.apps import plots
+    from rnnkit.training import MetricLog
+
+    rows = MetricLog(run.file(METRICS)).read()
+    if rows:
+        draw_plot(run, "training.png", plots.training_curves, rows, quiet=quiet)
