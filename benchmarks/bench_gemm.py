@@ -33,8 +33,8 @@ import numpy as np
 
 from common import adaptive_repeats, median_times, relative_error
 from rnnkit.runtime import kernels
-from rnnkit.runtime._blas import set_blas_threads
 from rnnkit.runtime.kernels import gemm
+from rnnkit.runtime.threads import set_blas_threads
 
 RTOL = 1e-12
 T = 100

@@ -7,7 +7,6 @@ implementation loads only that implementation's libraries.
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
 import platform
@@ -109,27 +108,11 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
-def _openblas_call(stem: str, restype: Any) -> Any:
-    """Call OpenBLAS's ``stem`` (e.g. ``get_num_threads``) in the library NumPy loaded, or None."""
-    from rnnkit.runtime import _blas
-
-    for lib in _blas._openblas():
-        for name in (
-            f"scipy_openblas_{stem}64_",
-            f"scipy_openblas_{stem}",
-            f"openblas_{stem}64_",
-            f"openblas_{stem}",
-        ):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn.restype = restype
-                return fn()
-    return None
-
-
 def blas_threads() -> int | None:
-    """The thread count of NumPy's OpenBLAS now, or None when it cannot be read."""
-    return _openblas_call("get_num_threads", ctypes.c_int)
+    """The thread count of NumPy's BLAS now, or None when it cannot be read."""
+    from rnnkit.runtime import threads
+
+    return threads.blas_threads()
 
 
 def blas_name() -> str:
@@ -139,8 +122,13 @@ def blas_name() -> str:
     except (TypeError, KeyError):  # NumPy < 1.26 has no mode="dicts"
         return "unknown"
     name = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    core = _openblas_call("get_corename", ctypes.c_char_p)
-    return f"{name} (core {core.decode()})" if core else name
+    from rnnkit.runtime import threads
+
+    pools = [p for p in threads.thread_pools() if p["user_api"] == "blas"]
+    # a wheel's BLAS sits in numpy.libs/ or numpy/.libs/; a system NumPy's elsewhere
+    ours = [p for p in pools if f"{os.sep}numpy" in str(p.get("filepath", ""))] or pools
+    core = ours[0].get("architecture") if ours else None
+    return f"{name} (core {core})" if core else name
 
 
 # -- machine -------------------------------------------------------------------------------------

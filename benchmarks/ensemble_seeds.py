@@ -20,7 +20,7 @@ import numpy as np
 
 from rnnkit.apps.classify import RNNClassifier
 from rnnkit.data import load_ts
-from rnnkit.runtime._blas import set_blas_threads
+from rnnkit.runtime.threads import set_blas_threads
 
 sys.path.insert(0, str(Path(__file__).parent))
 from task_results import CLASSIFY, DATA

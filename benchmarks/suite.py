@@ -165,7 +165,7 @@ def progress(text: str) -> None:
 def set_threads(blas_threads: int, torch_too: bool = True) -> None:
     """The thread settings of the whole run and of every memory subprocess (which imports
     torch only to measure it)."""
-    from rnnkit.runtime._blas import set_blas_threads
+    from rnnkit.runtime.threads import set_blas_threads
 
     set_blas_threads(blas_threads)
     if not torch_too:
@@ -591,7 +591,7 @@ def run_peak(s: Settings, report: Report, when: str) -> None:
         ja, jb = jax.numpy.asarray(a), jax.numpy.asarray(b)
         matmul = jax.jit(lambda a, b: a @ b).lower(ja, jb).compile()
         fns["jax, XLA's default threads"] = lambda: matmul(ja, jb).block_until_ready()
-    from rnnkit.runtime._blas import set_blas_threads
+    from rnnkit.runtime.threads import set_blas_threads
 
     def numpy_mm(threads: int) -> Callable[[], Any]:
         def run() -> Any:

@@ -1,4 +1,5 @@
-"""Tests of rnnkit.apps.diagnose (gradient flow, activations), rnnkit.apps.plots and `rnnkit diagnose`."""
+"""Tests of rnnkit.apps.diagnose (gradient flow, activations), rnnkit.apps.plots and
+`rnnkit diagnose`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""PNG plots of training runs, forecasts, classifiers and the diagnostics of :mod:`rnnkit.apps.diagnose`.
+"""PNG plots of training runs, forecasts, classifiers and the diagnostics of
+:mod:`rnnkit.apps.diagnose`.
 
 matplotlib is an optional extra (``pip install 'rnnkit[plot]'``): this module imports it only
 inside its functions, so ``import rnnkit.apps.plots`` works without it and :func:`available` says

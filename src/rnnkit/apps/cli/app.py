@@ -184,7 +184,7 @@ def _one_line(err: Exception) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``rnnkit`` console script and ``python -m rnnkit``."""
     if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
-        from rnnkit.runtime._blas import set_blas_threads
+        from rnnkit.runtime.threads import set_blas_threads
 
         set_blas_threads(1)  # small per-step products: threads cost more than they bring
     from rnnkit.runtime.memory import keep_freed_memory
