@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from rnnkit.apps import NotFittedError
-from rnnkit.apps.classify import RNNClassifier, _as_series, _clean, _windows
+from rnnkit.apps.classify import RNNClassifier
+from rnnkit.apps.classify.inputs import as_series, clean, windows
 from rnnkit.apps.estimator import Estimator
 
 SHAPES = ("sine", "square", "sawtooth")
@@ -135,7 +136,7 @@ def test_input_forms_agree():
     rng = np.random.default_rng(0)
     X2 = rng.normal(size=(6, 10))
     forms = [X2, X2[:, :, None], list(X2), [x[:, None] for x in X2], X2.tolist()]
-    preps = [_as_series(f) for f in forms]
+    preps = [as_series(f) for f in forms]
     for prep in preps[1:]:
         for a, b in zip(preps[0], prep, strict=True):
             np.testing.assert_array_equal(a, b)
@@ -169,7 +170,7 @@ def test_nan_interpolation_values():
             [nan, nan, nan],
         ]
     )
-    out = _clean("x", x)
+    out = clean("x", x)
     expected = np.array(
         [
             [2.0, 1.0, 0.0],  # leading NaN: the nearest value; an all-NaN channel: 0
@@ -190,7 +191,7 @@ def test_nan_padded_array_means_variable_lengths():
     padded = np.full((3, 7, 2), np.nan)
     for n, s in enumerate(series):
         padded[n, : len(s)] = s
-    for a, b in zip(_as_series(padded), series, strict=True):
+    for a, b in zip(as_series(padded), series, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -213,7 +214,7 @@ def test_normalize_series_removes_offset_and_scale():
     clf = small(epochs=1, normalize="series").fit(X, y)
     moved = [5.0 * x - 3.0 for x in X]
     np.testing.assert_allclose(clf.predict_proba(moved), clf.predict_proba(X), atol=1e-5)
-    inputs = clf._transform(_as_series(X))
+    inputs = clf._transform(as_series(X))
     for x in inputs:
         np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=1e-12)
         np.testing.assert_allclose(x.std(axis=0), 1.0, rtol=1e-12)
@@ -228,7 +229,7 @@ def test_normalize_global_uses_training_statistics():
     steps = np.concatenate(X)
     np.testing.assert_allclose(clf.mean_, steps.mean(axis=0))
     np.testing.assert_allclose(clf.scale_, steps.std(axis=0))
-    z = np.concatenate(clf._transform(_as_series(X)))
+    z = np.concatenate(clf._transform(as_series(X)))
     np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-12)
     np.testing.assert_allclose(z.std(axis=0), 1.0, rtol=1e-12)
     # unlike "series", an offset changes what the network sees
@@ -238,29 +239,29 @@ def test_normalize_global_uses_training_statistics():
 def test_normalize_none_and_constant_channels():
     X = [np.full((6, 2), 4.0), np.arange(12.0).reshape(6, 2)]
     clf = small(epochs=1, normalize=None).fit(X, ["a", "b"])
-    np.testing.assert_array_equal(clf._transform(_as_series(X))[1], X[1])
-    series = small(normalize="series")._transform(_as_series(X))
+    np.testing.assert_array_equal(clf._transform(as_series(X))[1], X[1])
+    series = small(normalize="series")._transform(as_series(X))
     np.testing.assert_array_equal(series[0], 0.0)  # a constant channel becomes 0, not NaN
 
 
 def test_windows_as_steps():
     x = np.arange(7.0)[:, None]  # (T, C) = (7, 1)
-    np.testing.assert_array_equal(_windows(x, 3, 3), [[0, 1, 2], [3, 4, 5], [6, 6, 6]])
-    np.testing.assert_array_equal(_windows(x, 3, 2), [[0, 1, 2], [2, 3, 4], [4, 5, 6]])
-    np.testing.assert_array_equal(_windows(x, 1, 3), [[0], [3], [6]])  # plain subsampling
-    np.testing.assert_array_equal(_windows(x[:2], 4, 1), [[0, 1, 1, 1]])  # shorter than a window
+    np.testing.assert_array_equal(windows(x, 3, 3), [[0, 1, 2], [3, 4, 5], [6, 6, 6]])
+    np.testing.assert_array_equal(windows(x, 3, 2), [[0, 1, 2], [2, 3, 4], [4, 5, 6]])
+    np.testing.assert_array_equal(windows(x, 1, 3), [[0], [3], [6]])  # plain subsampling
+    np.testing.assert_array_equal(windows(x[:2], 4, 1), [[0, 1, 1, 1]])  # shorter than a window
     two = np.arange(10.0).reshape(5, 2)  # steps flattened one after the other
-    np.testing.assert_array_equal(_windows(two, 2, 2), [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 8, 9]])
+    np.testing.assert_array_equal(windows(two, 2, 2), [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 8, 9]])
 
 
 def test_window_and_stride_in_the_classifier():
     X, y = waves(3, seed=15, channels=2, lengths=(10, 30))
     clf = small(epochs=1, window=4, stride=2).fit(X, y)
     assert clf.model_.rnn.input_size == 8  # window * C
-    steps = clf._transform(_as_series(X))
+    steps = clf._transform(as_series(X))
     assert [len(s) for s in steps] == [1 + -(-(len(x) - 4) // 2) for x in X]
     non_overlapping = small(epochs=1, window=4).fit(X, y)  # stride defaults to the window
-    assert [len(s) for s in non_overlapping._transform(_as_series(X))] == [
+    assert [len(s) for s in non_overlapping._transform(as_series(X))] == [
         -(-len(x) // 4) for x in X
     ]
 

@@ -1,5 +1,8 @@
 r"""Training checkpoints: one file per checkpoint, written atomically, read without pickle.
 
+(Over 500 lines because it is one file format: its specification below, the writer and the
+reader that validates every byte of it belong together.)
+
 A checkpoint stores a *tree*: a dict with str keys whose values are trees or leaves. A leaf is
 
 - a ``numpy.ndarray`` of a bool or numeric dtype (bool, signed and unsigned ints, floats,

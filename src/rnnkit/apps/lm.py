@@ -14,6 +14,9 @@ A model that knows nothing but the character frequencies scores the unigram entr
 :math:`-\sum_c f_c \log_2 f_c` bits/char (about 4.4 for English prose); a good character LSTM
 on prose scores well under 2.
 
+(Over 500 lines because :class:`CharLM` is one estimator whose training, scoring, sampling and
+saving all read the same vocabulary and network, and the helpers below it serve it alone.)
+
 Shapes: T = time steps, B = batch rows, V = vocabulary size.
 """
 

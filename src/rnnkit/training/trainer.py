@@ -2,6 +2,10 @@
 schedules, validation with early stopping, metric logs, callbacks, truncated BPTT with carried
 states, checkpoints that resume bit for bit, and Ctrl-C that saves before it stops.
 
+(Over 500 lines because these parts are one loop over one shared state: the model, optimiser,
+schedule, RNGs, counters, carried state and log, which a checkpoint captures together to
+resume bit for bit.)
+
 One optimiser step::
 
     for each of `accumulate` batches:                       (a stateful run carries its state)

@@ -1,30 +1,9 @@
 r"""Time-series classification: :class:`RNNClassifier`, a recurrent network over whole series
 with a scikit-learn interface.
 
-Input: N series, each (T_n, C): a list of arrays of any lengths (1-D arrays are univariate), a
-2-D array (N, T) of univariate series, or a 3-D array (N, T, C). Every series goes through the
-same preparation, at ``fit`` and at prediction:
-
-1. **Missing values** (NaN). Trailing steps where every channel is NaN are cut: that is how a
-   shorter series is padded to the length of the others in an array. The NaNs left are filled
-   per channel by linear interpolation between the nearest observed values, with the nearest
-   observed value before the first and after the last one; a channel that is NaN throughout
-   the series becomes 0 (its mean after normalisation). A series with no value at all is an
-   error. Infinities are errors.
-2. **Normalisation** (``normalize``): ``"series"`` z-normalises each series per channel,
-   :math:`x'_{tc} = (x_{tc} - \mu_c) / \sigma_c` over that series' own steps (the UCR
-   archive's convention: amplitude and offset do not count; a constant channel becomes 0);
-   ``"global"`` uses one mean and standard deviation per channel, fitted over every step of the
-   training set; ``None`` leaves the values as they are.
-3. **Windows as steps** (``window``, ``stride``): with ``window = w`` the network reads, at
-   each of its steps, the w consecutive values of a window, flattened step by step into
-   w * C features; the windows start every ``stride = s`` steps (default s = w: side by side),
-   so a series of T steps becomes 1 + ceil(max(T - w, 0) / s) network steps (the last window
-   completed with copies of the last value). ``window=1, stride=s`` keeps every s-th value.
-   This is the RNN's answer to long series on small data sets: over 150 to 250 raw steps an
-   LSTM barely trains (on GunPoint and ArrowHead it stays near chance for hundreds of epochs;
-   a PyTorch LSTM does the same on GunPoint), while over 10 to 30 steps of windows it trains
-   in seconds, and the input projection ``W_ih`` acts as a learned filter bank on each window.
+Input: N series, each (T_n, C), prepared as :mod:`rnnkit.apps.classify.inputs` describes
+(missing values filled, normalised, cut into windows that the network reads as steps), at
+``fit`` and at prediction alike.
 
 Then a :class:`~rnnkit.nn.SequenceClassifier` (recurrent stack, pooling over the valid steps,
 dropout, linear head) is trained with cross-entropy and Adam by :func:`~rnnkit.apps.train_model`.
@@ -45,6 +24,7 @@ import numpy as np
 
 from rnnkit import _checks
 from rnnkit.apps import metrics
+from rnnkit.apps.classify import inputs
 from rnnkit.apps.estimator import Estimator, train_model
 from rnnkit.cells.base import Cell
 from rnnkit.data.batching import SequenceData, pad_sequences
@@ -55,7 +35,6 @@ from rnnkit.optim.schedules import WarmupCosine
 NORMALIZE = ("series", "global", None)
 LR_SCHEDULES = (None, "cosine")
 _PREDICT_BATCH = 256  # series per forward pass at prediction time
-_TINY = 1e-8  # a channel whose standard deviation is below this is treated as constant
 
 
 class RNNClassifier(Estimator):
@@ -68,8 +47,9 @@ class RNNClassifier(Estimator):
         bidirectional: read each series both ways (the head sees both directions).
         pooling: how the per-step outputs become one vector per series: "last" (each
             direction's final state), "mean" or "max" over the valid steps.
-        normalize: "series" (default), "global" or None; see the module docstring.
-        window: w >= 1, values per network step (see the module docstring); 1: raw steps.
+        normalize: "series" (default), "global" or None: step 2 of the preparation in
+            :mod:`rnnkit.apps.classify.inputs`.
+        window: w >= 1, values per network step (step 3 of the preparation); 1: raw steps.
         stride: s >= 1, steps between the starts of consecutive windows; None: ``window``.
         dropout: probability of dropout between stacked layers and before the head.
         zoneout: probability that a unit of the recurrent state keeps its previous value at a
@@ -168,11 +148,11 @@ class RNNClassifier(Estimator):
     # -- fitting --------------------------------------------------------------------------------
 
     def fit(self, X: Any, y: Any) -> RNNClassifier:
-        """Learn the classes of ``y`` from the series ``X`` (see the module docstring for the
-        forms ``X`` may take); returns ``self``."""
+        """Learn the classes of ``y`` from the series ``X`` (the forms ``X`` may take:
+        :mod:`rnnkit.apps.classify.inputs`); returns ``self``."""
         self.check_params()
-        series = _as_series(X)
-        labels = _as_labels(y, len(series))
+        series = inputs.as_series(X)
+        labels = inputs.as_labels(y, len(series))
         try:
             classes, targets = np.unique(labels, return_inverse=True)
         except TypeError as err:  # labels of kinds that do not compare: 1 and "a"
@@ -186,21 +166,19 @@ class RNNClassifier(Estimator):
         self.classes_ = classes
         self.mean_ = self.scale_ = None
         if self.normalize == "global":
-            steps = np.concatenate(series)  # (sum T_n, C)
-            self.mean_ = steps.mean(axis=0)
-            self.scale_ = _safe_scale(steps.std(axis=0))
-        inputs = self._transform(series)
+            self.mean_, self.scale_ = inputs.global_stats(series)
+        prepared = self._transform(series)
         targets = targets.reshape(-1).astype(np.intp)
 
         train_idx, val_idx = _split(targets, self.val_fraction, self.seed)
         dtype = _checks.float_dtype(self.dtype)
         train = SequenceData(
-            [inputs[i] for i in train_idx], targets[train_idx], self.batch_size, dtype=dtype
+            [prepared[i] for i in train_idx], targets[train_idx], self.batch_size, dtype=dtype
         )
         val = None
         if len(val_idx):
             val = SequenceData(
-                [inputs[i] for i in val_idx],
+                [prepared[i] for i in val_idx],
                 targets[val_idx],
                 _PREDICT_BATCH,
                 shuffle=False,
@@ -290,43 +268,33 @@ class RNNClassifier(Estimator):
             **options,
         )
 
-    def _normalise(self, series: list[np.ndarray]) -> list[np.ndarray]:
-        if self.normalize == "series":
-            return [(x - x.mean(axis=0)) / _safe_scale(x.std(axis=0)) for x in series]
-        if self.normalize == "global":
-            return [(x - self.mean_) / self.scale_ for x in series]
-        return series
-
-    def _steps(self, x: np.ndarray) -> np.ndarray:
-        """A normalised series (T, C) -> the network's input steps (n, window * C)."""
-        if self.window == 1 and (self.stride or 1) == 1:
-            return x
-        return _windows(x, self.window, self.stride or self.window)
-
     def _transform(self, series: list[np.ndarray]) -> list[np.ndarray]:
         """Clean series (T_n, C) -> network inputs: normalised, then cut into windows."""
-        return [self._steps(x) for x in self._normalise(series)]
+        stats = (self.mean_, self.scale_) if self.normalize == "global" else (None, None)
+        normalised = inputs.normalise(series, self.normalize, *stats)
+        stride = self.stride or self.window
+        return [inputs.network_steps(x, self.window, stride) for x in normalised]
 
     # -- predicting -----------------------------------------------------------------------------
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (N, number of classes), columns in the order of ``classes_``."""
         self._check_fitted()
-        series = _as_series(X)
+        series = inputs.as_series(X)
         C = series[0].shape[1]
         if C != self.n_features_in_:
             raise ValueError(
                 f"X has {C} channels, but this {type(self).__name__} was fitted on "
                 f"{self.n_features_in_}"
             )
-        inputs = self._transform(series)
+        prepared = self._transform(series)
         dtype = _checks.float_dtype(self.dtype)
         # Batches of similar lengths waste little work on padding; masking makes the order moot.
-        order = np.argsort([len(x) for x in inputs], kind="stable")
-        proba = np.empty((len(inputs), len(self.classes_)), dtype=np.float64)
+        order = np.argsort([len(x) for x in prepared], kind="stable")
+        proba = np.empty((len(prepared), len(self.classes_)), dtype=np.float64)
         for start in range(0, len(order), _PREDICT_BATCH):
             idx = order[start : start + _PREDICT_BATCH]
-            x, lengths = pad_sequences([inputs[i] for i in idx], dtype=dtype)  # (T, B, C)
+            x, lengths = pad_sequences([prepared[i] for i in idx], dtype=dtype)  # (T, B, C)
             proba[idx] = np.mean(
                 [model.predict_proba(x, lengths=lengths) for model in self.models_], axis=0
             )
@@ -341,7 +309,7 @@ class RNNClassifier(Estimator):
         """Accuracy on ``(X, y)`` (scikit-learn's convention for classifiers). Labels never seen
         in training are allowed: they just count as errors."""
         pred = self.predict(X)
-        labels = _as_labels(y, len(pred))
+        labels = inputs.as_labels(y, len(pred))
         return float(np.mean(_equal(labels, pred)))
 
     def evaluate(self, X: Any, y: Any) -> dict[str, Any]:
@@ -352,7 +320,7 @@ class RNNClassifier(Estimator):
         its rows and columns: ``classes_``, followed by any label of ``y`` unseen in training.
         """
         pred = self.predict(X).tolist()
-        labels = _as_labels(y, len(pred)).tolist()
+        labels = inputs.as_labels(y, len(pred)).tolist()
         known = self.classes_.tolist()
         names = known + [c for c in dict.fromkeys(labels) if not _member(c, known)]
         index = {_key(c): i for i, c in enumerate(names)}
@@ -410,104 +378,6 @@ class RNNClassifier(Estimator):
         self.scale_ = state["scale"]
         self.history_ = {}
         self.model_ = self.models_[0]
-
-
-# -- input preparation --------------------------------------------------------------------------
-
-
-def _as_series(X: Any) -> list[np.ndarray]:
-    """X in any accepted form -> a list of clean float64 series (T_n, C): trailing all-NaN steps
-    cut, other NaNs interpolated; errors name the series at fault."""
-    if isinstance(X, np.ndarray) and X.dtype != object:
-        if X.ndim not in (2, 3):
-            raise ValueError(
-                f"X must be a list of series, a 2-D array (N, T) or a 3-D array (N, T, C), "
-                f"got an array of shape {X.shape}"
-            )
-        items = list(X)
-    elif isinstance(X, (str, bytes)) or not hasattr(X, "__len__"):
-        raise TypeError(f"X must be a list of series or an array, got {type(X).__name__}")
-    else:
-        items = list(X)
-    if not items:
-        raise ValueError("X must hold at least one series, got none")
-    out = []
-    for n, item in enumerate(items):
-        try:
-            x = np.asarray(item, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"X[{n}] must be a numeric array (T,) or (T, C): {err}") from None
-        if x.ndim == 1:
-            x = x[:, None]  # (T, 1)
-        if x.ndim != 2:
-            raise ValueError(f"X[{n}] must be 1-D (T,) or 2-D (T, C), got shape {x.shape}")
-        if x.shape[1] == 0:
-            raise ValueError(f"X[{n}] has no channels (shape {x.shape})")
-        if out and x.shape[1] != out[0].shape[1]:
-            raise ValueError(
-                f"X[{n}] has {x.shape[1]} channels, X[0] has {out[0].shape[1]}: every series "
-                "must have the same channels"
-            )
-        out.append(_clean(f"X[{n}]", x))
-    return out
-
-
-def _clean(name: str, x: np.ndarray) -> np.ndarray:
-    """One series (T, C): cut trailing all-NaN steps, interpolate the other NaNs per channel."""
-    if len(x) == 0:
-        raise ValueError(f"{name} is empty (0 time steps)")
-    if np.isinf(x).any():
-        t, c = np.argwhere(np.isinf(x))[0]
-        raise ValueError(f"{name} must be finite or NaN, got {x[t, c]} at step {t}, channel {c}")
-    missing = np.isnan(x)  # (T, C)
-    if not missing.any():
-        return x
-    observed = ~missing.all(axis=1)  # (T,) steps with at least one value
-    if not observed.any():
-        raise ValueError(f"{name} has no values: every entry is NaN")
-    x = x[: np.flatnonzero(observed)[-1] + 1].copy()  # trailing padding cut
-    missing = missing[: len(x)]
-    steps = np.arange(len(x))
-    for c in np.flatnonzero(missing.any(axis=0)):
-        have = ~missing[:, c]
-        if have.any():
-            # np.interp holds the end values beyond the first and last observed steps
-            x[missing[:, c], c] = np.interp(steps[missing[:, c]], steps[have], x[have, c])
-        else:
-            x[:, c] = 0.0
-    return x
-
-
-def _as_labels(y: Any, n: int) -> np.ndarray:
-    labels = np.asarray(y)
-    if labels.ndim != 1:
-        raise ValueError(f"y must be 1-D, one label per series, got shape {labels.shape}")
-    if len(labels) != n:
-        raise ValueError(
-            f"X and y must have the same length, got {n} series and {len(labels)} labels"
-        )
-    if labels.dtype.kind == "f" and np.isnan(labels).any():
-        first = int(np.flatnonzero(np.isnan(labels))[0])
-        raise ValueError(f"y must not contain NaN, got NaN at index {first}")
-    return labels
-
-
-def _safe_scale(std: np.ndarray) -> np.ndarray:
-    """Standard deviations to divide by: 1 for (near-)constant channels."""
-    return np.where(std < _TINY, 1.0, std)
-
-
-def _windows(x: np.ndarray, window: int, stride: int) -> np.ndarray:
-    """(T, C) -> (n, window * C), n = 1 + ceil(max(T - window, 0) / stride): the windows of
-    ``window`` steps starting every ``stride`` steps, each flattened step by step; the last
-    window is completed with copies of the last step."""
-    T, C = x.shape
-    n = 1 + -(-max(T - window, 0) // stride)
-    pad = (n - 1) * stride + window - T
-    x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])  # ((n - 1) * stride + window, C)
-    starts = np.arange(n) * stride
-    steps = starts[:, None] + np.arange(window)  # (n, window)
-    return x[steps].reshape(n, window * C)
 
 
 class _Cosine:
