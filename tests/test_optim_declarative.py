@@ -1,7 +1,7 @@
-"""rnnkit.optim's declared hyper-parameters: the constructors' signatures come from the
-declarations, checkpoints written before the optimisers became declarative still load and resume
-bit for bit, and every optimiser, schedule and clipping function survives pickle and deepcopy with
-bit-identical subsequent updates.
+"""rnnkit.optim's declared hyper-parameters: the constructors' signatures (optimisers' and
+schedules') come from the declarations, checkpoints written before the optimisers and schedules
+became declarative still load and resume bit for bit, and every optimiser, schedule and clipping
+function survives pickle and deepcopy with bit-identical subsequent updates.
 """
 
 from __future__ import annotations
@@ -41,6 +41,33 @@ def test_signature_comes_from_the_declarations(name):
         if key not in ("params", "lr"):
             default = param.default
             assert opt.hyperparams[key] == (list(default) if type(default) is tuple else default)
+
+
+SCHEDULE_SIGNATURES = {  # name: (signature, values of the required arguments)
+    "StepLR": ("(optimizer, step_size, gamma=0.1)", (3,)),
+    "ExponentialLR": ("(optimizer, gamma)", (0.5,)),
+    "WarmupCosine": ("(optimizer, warmup_steps, total_steps, min_lr=0.0)", (2, 5)),
+    "ReduceLROnPlateau": (
+        "(optimizer, mode='min', factor=0.1, patience=10, threshold=0.0001, "
+        "threshold_mode='rel', cooldown=0, min_lr=0.0, eps=1e-08)",
+        (),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SCHEDULE_SIGNATURES)
+def test_schedule_signature_comes_from_the_declarations(name):
+    cls = getattr(optim, name)
+    signature, required = SCHEDULE_SIGNATURES[name]
+    sig = inspect.signature(cls)
+    assert str(sig) == signature
+    assert f"{name}{signature}" in pydoc.render_doc(cls, renderer=pydoc.plaintext)
+    sched = cls(optim.SGD({"w": np.zeros(2)}, lr=0.1), *required)
+    assert list(sched.hyperparams) == list(sig.parameters)[1:]
+    for key, param in list(sig.parameters.items())[1 + len(required) :]:
+        assert sched.hyperparams[key] == param.default
+    with pytest.raises(TypeError, match=re.escape(f"{name}() got an unexpected keyword argument")):
+        cls(optim.SGD({"w": np.zeros(2)}, lr=0.1), *required, lr=0.1)
 
 
 def test_arguments_bind_as_the_signature_says():
@@ -146,6 +173,47 @@ def test_checkpoints_from_before_load_and_resume_bit_for_bit(old):
     assert fresh.tolist() == w_saved
 
 
+# Each schedule over SGD(lr=0.1) after 5 steps (metrics 3, 2, 2.5, 2.4, 1 for the plateau): its
+# state_dict as written by the schedules of commit 5affc71 (before they became declarative).
+OLD_SCHEDULES = {
+    "StepLR": (
+        {"step_size": 2, "gamma": 0.7},
+        {"last_epoch": 5, "base_lr": 0.1, "last_lr": 0.048999999999999995},
+    ),
+    "ExponentialLR": (
+        {"gamma": 0.9},
+        {"last_epoch": 5, "base_lr": 0.1, "last_lr": 0.05904900000000002},
+    ),
+    "WarmupCosine": (
+        {"warmup_steps": 3, "total_steps": 9, "min_lr": 0.001},
+        {"last_epoch": 5, "base_lr": 0.1, "last_lr": 0.07525000000000001},
+    ),
+    "ReduceLROnPlateau": (
+        {"mode": "min", "factor": 0.5, "patience": 0, "threshold": 0.0001}
+        | {"threshold_mode": "rel", "cooldown": 1, "min_lr": 0.0, "eps": 1e-08},
+        {"last_epoch": 5, "best": 1.0, "num_bad_epochs": 0, "cooldown_counter": 0}
+        | {"last_lr": 0.05},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", OLD_SCHEDULES)
+def test_schedule_checkpoints_from_before_are_written_and_loaded_alike(name):
+    hyperparams, entries = OLD_SCHEDULES[name]
+    saved = {"type": name, "hyperparams": hyperparams} | entries
+    opt = optim.SGD({"w": np.zeros(1)}, lr=0.1)
+    sched = getattr(optim, name)(opt, **hyperparams)
+    for metric in [3.0, 2.0, 2.5, 2.4, 1.0]:
+        sched.step(metric) if name == "ReduceLROnPlateau" else sched.step()
+    written = sched.state_dict()
+    assert written == saved and list(written) == list(saved)
+    assert list(written["hyperparams"]) == list(hyperparams)
+    fresh = optim.SGD({"w": np.zeros(1)}, lr=0.1)
+    other = getattr(optim, name)(fresh, **hyperparams)
+    other.load_state_dict(saved)
+    assert other.state_dict() == saved and fresh.lr == opt.lr
+
+
 # -- pickle and deepcopy ---------------------------------------------------------------------------
 
 OPTIMISERS = [
@@ -232,3 +300,53 @@ def test_an_optimiser_copied_alone_updates_its_own_arrays(copier):
     assert opt2.step_count == 2 and opt.step_count == 1
     for k in params:
         assert np.array_equal(params[k], before[k]), "the copy must not write into the originals"
+
+
+def exported(base: type) -> list[str]:
+    """The names of the concrete subclasses of ``base`` that rnnkit.optim exports."""
+    classes = {name: getattr(optim, name) for name in optim.__all__}
+    return sorted(
+        name
+        for name, cls in classes.items()
+        if isinstance(cls, type) and issubclass(cls, base) and cls is not base
+    )
+
+
+def test_the_copy_tests_cover_every_optimiser_and_schedule():
+    assert sorted({name for name, _ in OPTIMISERS}) == exported(optim.Optimizer)
+    opt = optim.SGD({"w": np.zeros(1)}, lr=0.1)
+    made = sorted(type(make(opt)).__name__ for make in SCHEDULES.values())
+    assert made == exported(optim.Schedule)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("case", OPTIMISERS, ids=lambda c: f"{c[0]}-{len(c[1])}")
+def test_every_pickle_protocol_and_a_schedule_alone(case, protocol):
+    """``pickle.loads(pickle.dumps(x, protocol))`` for every protocol: the optimiser with its
+    parameters, and each schedule alone (it brings its own copy of the optimiser)."""
+    name, kwargs = case
+    params, grads_seq = make_run(seed=len(kwargs) + 10)
+    opt = getattr(optim, name)(params, **kwargs)
+    for grads in grads_seq[:4]:
+        opt.step(grads)
+    params2, opt2 = pickle.loads(pickle.dumps((params, opt), protocol))
+    for grads in grads_seq[4:]:
+        opt.step(grads)
+        opt2.step(grads)
+    for k in params:
+        assert params2[k].dtype == params[k].dtype and np.array_equal(params2[k], params[k])
+    assert repr(opt2) == repr(opt)
+
+    metrics = [3.0, 2.0, 2.5, 2.4, 1.0, 1.5, 1.4, 0.5]
+    for make in SCHEDULES.values():
+        sched = make(opt)
+        plateau = isinstance(sched, optim.ReduceLROnPlateau)
+        for m in metrics[:3]:
+            sched.step(m) if plateau else sched.step()
+        sched2 = pickle.loads(pickle.dumps(sched, protocol))
+        assert sched2.optimizer is not opt and sched2.optimizer.lr == opt.lr
+        for m in metrics[3:]:
+            for s in (sched, sched2):
+                s.step(m) if plateau else s.step()
+            assert sched2.optimizer.lr == opt.lr
+        assert sched2.state_dict() == sched.state_dict() and repr(sched2) == repr(sched)

@@ -3,9 +3,10 @@ and what came, so that no bare NumPy broadcasting or index error escapes from de
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -209,6 +210,21 @@ def real(
     return out
 
 
+def nonnegative(name: str, value: Any) -> float:
+    """A finite float >= 0."""
+    return real(name, value, low=0.0)
+
+
+def positive(name: str, value: Any) -> float:
+    """A finite float > 0."""
+    return real(name, value, low=0.0, low_open=True)
+
+
+def fraction(name: str, value: Any) -> float:
+    """A finite float in [0, 1)."""
+    return real(name, value, low=0.0, high=1.0, high_open=True)
+
+
 def integer(name: str, value: Any, *, low: int) -> int:
     """``value`` as a Python int >= ``low``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
@@ -272,3 +288,53 @@ def like(name: str, value: Any, ref: np.ndarray, ref_name: str = "the parameter"
     if value.dtype != ref.dtype:
         raise TypeError(f"{name} must have dtype {ref.dtype} like {ref_name}, got {value.dtype}")
     return value
+
+
+def same(name: str, value: Any, expected: Any, why: str) -> None:
+    """``value`` must equal ``expected`` (a saved type name, say); ``why`` says whose it is."""
+    if value != expected:
+        raise ValueError(f"{name} must be {expected!r} ({why}), got {value!r}")
+
+
+# -- declared arguments ----------------------------------------------------------------------------
+
+REQUIRED = inspect.Parameter.empty  # the default of an argument that has none
+
+
+class Hyper(NamedTuple):
+    """A hyper-parameter, declared once: its keyword ``name``, its ``default`` (``REQUIRED`` for
+    none) and ``check(name, value)``, which returns the value as a ``state_dict`` stores it
+    (Python floats, ints, bools, str, lists) or raises an error naming ``name``."""
+
+    name: str
+    default: Any
+    check: Callable[[str, Any], Any]
+
+
+def signature(first: str, declared: Sequence[Hyper]) -> inspect.Signature:
+    """A constructor's signature: ``first`` (the object it works on), then the ``declared``."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    return inspect.Signature(
+        [inspect.Parameter(first, kind)]
+        + [inspect.Parameter(h.name, kind, default=h.default) for h in declared]
+    )
+
+
+def bind(cls: type, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The arguments of a call ``cls(*args, **kwargs)`` by name, defaults filled in, as the
+    signature of ``cls`` binds them (a TypeError names ``cls`` as Python's own would)."""
+    try:
+        bound = inspect.signature(cls).bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"{cls.__name__}() {e}") from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def declared(where: str, values: Mapping[str, Any], hypers: Sequence[Hyper]) -> dict[str, Any]:
+    """``values`` checked and normalised by the ``hypers``, in their order: a constructor's
+    arguments (``where`` empty), or the dict ``where`` of a loaded state_dict, which must then
+    have exactly the declared keys."""
+    if where:
+        keys_exactly(where, values, [h.name for h in hypers], "hyper-parameters")
+    return {h.name: h.check(entry(where, h.name), values[h.name]) for h in hypers}

@@ -10,192 +10,30 @@ learning rate (``lr``), :math:`\lambda` weight decay, :math:`\mu` momentum, :mat
 :math:`\beta_1, \beta_2` (``betas``), :math:`\alpha` (RMSprop's smoothing), :math:`\epsilon`
 (``eps``), :math:`\eta` (Adagrad's ``lr_decay``).
 
-Each update is a pure function (``_sgd_update``, ...) of the parameter, its gradient, its state
-arrays and the hyper-parameters (keyword arguments named as the constructor's), which writes into
-the parameter and the state arrays. Each class declares its hyper-parameters once, in ``_HYPER``,
-and its state arrays; the base class derives the rest. The order of floating-point operations
-follows torch's single-tensor (``foreach=False``) code, so float64 trajectories agree with torch's
-to an ulp or so (torch's kernels fuse some multiply-adds; the tests ask for 1e-12 relative at each
-of 25 steps). Resuming from :meth:`Optimizer.state_dict` is bit-identical to never having stopped.
+Each class declares its hyper-parameters once, in ``_HYPER`` (name, default, check), its state
+arrays, and its update rule, a pure function from :mod:`rnnkit.optim.updates` whose arithmetic
+follows torch's single-tensor (``foreach=False``) code: float64 trajectories agree with torch's
+to an ulp or so (the tests ask for 1e-12 relative at each of 25 steps). The base class derives
+the rest. Resuming from :meth:`Optimizer.state_dict` is bit-identical to never having stopped.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
-from functools import partial
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 
 from rnnkit import _checks
-
-State = dict[str, np.ndarray]  # one parameter's state arrays, by name
-REQUIRED = inspect.Parameter.empty  # the default of a hyper-parameter that has none
-
-
-class Hyper(NamedTuple):
-    """A hyper-parameter, declared once: its keyword ``name``, its ``default`` (``REQUIRED`` for
-    none) and ``check(name, value)``, which returns the value as ``state_dict`` stores it (Python
-    floats, bools, lists) or raises an error naming ``name``."""
-
-    name: str
-    default: Any
-    check: Callable[[str, Any], Any]
-
-
-_nonnegative = partial(_checks.real, low=0.0)
-_fraction = partial(_checks.real, low=0.0, high=1.0, high_open=True)  # in [0, 1)
+from rnnkit._checks import REQUIRED, Hyper
+from rnnkit.optim import updates
+from rnnkit.optim.updates import State
 
 
 def _betas(name: str, value: Any) -> list[float]:
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name} must be a pair (beta1, beta2) of floats in [0, 1), got {value!r}")
-    return [_fraction(f"{name}[{i}]", b) for i, b in enumerate(value)]
-
-
-# -- the update rules, as pure functions -----------------------------------------------------------
-
-
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
-    """start <- start + weight * (end - start), in place, rounded as ``torch.lerp`` rounds it
-    (for weight >= 0.5 torch evaluates the equal ``end - (end - start) * (1 - weight)``)."""
-    if abs(weight) < 0.5:
-        start += weight * (end - start)
-    else:
-        start[...] = end - (end - start) * (1.0 - weight)
-
-
-def _sgd_update(
-    param: np.ndarray,
-    grad: np.ndarray,
-    state: State,
-    *,
-    lr: float,
-    momentum: float,
-    dampening: float,
-    nesterov: bool,
-    weight_decay: float,
-    maximize: bool,
-) -> None:
-    """One SGD step on ``param`` in place; the momentum buffer is born at the first step."""
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        g = g + weight_decay * param
-    if momentum != 0:
-        buf = state.get("momentum_buffer")
-        if buf is None:  # torch starts the buffer at the first gradient, undampened
-            buf = state["momentum_buffer"] = np.array(g)
-        else:
-            buf *= momentum
-            buf += (1 - dampening) * g
-        g = g + momentum * buf if nesterov else buf
-    param += -lr * g
-
-
-def _adam_update(
-    param: np.ndarray,
-    grad: np.ndarray,
-    state: State,
-    *,
-    step: int,
-    lr: float,
-    betas: list[float],
-    eps: float,
-    weight_decay: float,
-    amsgrad: bool,
-    decoupled: bool,
-) -> None:
-    """One Adam (``decoupled=False``) or AdamW step; ``step`` is t, 1 at the first step."""
-    beta1, beta2 = betas
-    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-    g = grad
-    if weight_decay != 0:
-        if decoupled:
-            param *= 1 - lr * weight_decay
-        else:
-            g = g + weight_decay * param
-    _lerp_(exp_avg, g, 1 - beta1)
-    exp_avg_sq *= beta2
-    exp_avg_sq += (1 - beta2) * g * g  # torch's addcmul order
-    bias_correction1 = 1 - beta1 ** float(step)
-    bias_correction2 = 1 - beta2 ** float(step)
-    step_size = lr / bias_correction1
-    bias_correction2_sqrt = bias_correction2**0.5  # torch's spelling; math.sqrt may round apart
-    if amsgrad:
-        max_exp_avg_sq = state["max_exp_avg_sq"]
-        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps
-    else:
-        denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
-    param += (-step_size * exp_avg) / denom
-
-
-def _rmsprop_update(
-    param: np.ndarray,
-    grad: np.ndarray,
-    state: State,
-    *,
-    lr: float,
-    alpha: float,
-    eps: float,
-    weight_decay: float,
-    momentum: float,
-    centered: bool,
-) -> None:
-    """One RMSprop step."""
-    square_avg = state["square_avg"]
-    g = grad
-    if weight_decay != 0:
-        g = g + weight_decay * param
-    square_avg *= alpha
-    square_avg += (1 - alpha) * g * g
-    if centered:
-        grad_avg = state["grad_avg"]
-        _lerp_(grad_avg, g, 1 - alpha)
-        var = square_avg - grad_avg * grad_avg
-        # v >= m^2 holds exactly, but rounding can push it a hair below 0 once the gradient has
-        # been constant for thousands of steps; torch then takes sqrt(-0.0...) = NaN, we take 0.
-        np.maximum(var, 0.0, out=var)
-        avg = np.sqrt(var)
-    else:
-        avg = np.sqrt(square_avg)
-    avg += eps
-    if momentum > 0:
-        buf = state["momentum_buffer"]
-        buf *= momentum
-        buf += g / avg
-        param += -lr * buf
-    else:
-        param += (-lr * g) / avg
-
-
-def _adagrad_update(
-    param: np.ndarray,
-    grad: np.ndarray,
-    state: State,
-    *,
-    step: int,
-    lr: float,
-    lr_decay: float,
-    weight_decay: float,
-    initial_accumulator_value: float,
-    eps: float,
-) -> None:
-    """One Adagrad step; ``step`` is t, 1 at the first step. ``initial_accumulator_value`` is
-    :math:`s_0`, already in ``state["sum"]``."""
-    state_sum = state["sum"]
-    g = grad
-    if weight_decay != 0:
-        g = g + weight_decay * param
-    clr = lr / (1 + (step - 1) * lr_decay)
-    state_sum += g * g
-    std = np.sqrt(state_sum)
-    std += eps
-    param += (-clr * g) / std
-
-
-# -- the optimisers --------------------------------------------------------------------------------
+    return [_checks.fraction(f"{name}[{i}]", b) for i, b in enumerate(value)]
 
 
 class Optimizer:
@@ -205,8 +43,9 @@ class Optimizer:
     A subclass declares its hyper-parameters in ``_HYPER``, from which this class derives the
     constructor's signature (as :func:`inspect.signature` and :func:`help` show it), the argument
     checks, :attr:`hyperparams`, :meth:`state_dict`, :meth:`load_state_dict` and ``repr``. It
-    defines ``_state_keys`` (which state arrays exist), ``_update`` (calls its pure update
-    function) and, if its state does not start at zero, ``_init_state``. Not used directly.
+    sets ``_update`` to its rule from :mod:`rnnkit.optim.updates`, defines ``_state_keys`` (which
+    state arrays exist) and, if its state does not start at zero, ``_init_state``. Not used
+    directly.
 
     An optimiser pickles and deep-copies with its parameters; the copy updates its own copies of
     the arrays (pickle the parameters and the optimiser together to keep them shared).
@@ -214,23 +53,17 @@ class Optimizer:
 
     #: the hyper-parameters, in the constructor's order: ``state_dict()["hyperparams"]``
     _HYPER: ClassVar[tuple[Hyper, ...]] = ()
+    #: ``rule(param, grad, state, *, step, **hyperparams)``, from :mod:`rnnkit.optim.updates`
+    _update: ClassVar[Callable[..., None]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-        cls.__signature__ = inspect.Signature(
-            [inspect.Parameter("params", kind)]
-            + [inspect.Parameter(h.name, kind, default=h.default) for h in cls._HYPER]
-        )
+        cls.__signature__ = _checks.signature("params", cls._HYPER)
 
     def __init__(self, params: Mapping[str, np.ndarray], *args: Any, **kwargs: Any) -> None:
-        try:  # the arguments as the subclass's signature binds them
-            bound = inspect.signature(type(self)).bind(params, *args, **kwargs)
-        except TypeError as e:
-            raise TypeError(f"{type(self).__name__}() {e}") from None
-        bound.apply_defaults()
+        arguments = _checks.bind(type(self), params, *args, **kwargs)
         self._params = _check_params(params)  # a shallow copy: the same live arrays
-        self._hyper = self._check_hyper(bound.arguments, "")
+        self._hyper = self._check_hyper(arguments, "")
         self._step_count = 0
         self._state = {name: self._init_state(p) for name, p in self._params.items()}
 
@@ -240,9 +73,6 @@ class Optimizer:
     def _state_keys(cls, hyper: dict[str, Any], step_count: int) -> list[str]:
         raise NotImplementedError
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: State) -> None:
-        raise NotImplementedError
-
     def _init_state(self, param: np.ndarray) -> State:
         return {k: np.zeros(param.shape, param.dtype) for k in self._state_keys(self._hyper, 0)}
 
@@ -250,9 +80,7 @@ class Optimizer:
     def _check_hyper(cls, values: Mapping[str, Any], where: str) -> dict[str, Any]:
         """The hyper-parameters checked and normalised, from the constructor (``where`` empty) or
         from ``where`` in a state_dict, which must then have exactly the declared keys."""
-        if where:
-            _checks.keys_exactly(where, values, [h.name for h in cls._HYPER], "hyper-parameters")
-        return {h.name: h.check(_checks.entry(where, h.name), values[h.name]) for h in cls._HYPER}
+        return _checks.declared(where, values, cls._HYPER)
 
     # -- public interface --------------------------------------------------------------------------
 
@@ -263,7 +91,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._hyper["lr"] = _nonnegative("lr", value)
+        self._hyper["lr"] = _checks.nonnegative("lr", value)
 
     @property
     def step_count(self) -> int:
@@ -292,7 +120,8 @@ class Optimizer:
             _checks.like(f"grads[{name!r}]", grads[name], param)
         self._step_count += 1
         for name, param in self._params.items():
-            self._update(param, grads[name], self._state[name])
+            state = self._state[name]
+            self._update(param, grads[name], state, step=self._step_count, **self._hyper)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume bit-identically, as a nested dict whose leaves are only
@@ -323,11 +152,8 @@ class Optimizer:
         """
         entries = ["type", "hyperparams", "step_count", "state"]
         _checks.keys_exactly("state_dict", state_dict, entries, "entries")
-        kind = state_dict["type"]
-        if kind != type(self).__name__:
-            raise ValueError(
-                f"state_dict['type'] must be {type(self).__name__!r} (this optimiser), got {kind!r}"
-            )
+        name = type(self).__name__
+        _checks.same("state_dict['type']", state_dict["type"], name, "this optimiser")
         hyper = self._check_hyper(state_dict["hyperparams"], "state_dict['hyperparams']")
         step_count = _checks.integer("state_dict['step_count']", state_dict["step_count"], low=0)
         saved = state_dict["state"]
@@ -377,15 +203,8 @@ class SGD(Optimizer):
 
     The momentum buffer starts at the first gradient itself, so dampening applies from the second
     step on, and the learning rate multiplies the whole buffer (PyTorch's convention, not
-    Sutskever et al.'s :math:`v \leftarrow \mu v + \gamma g`).
-
-    Args:
-        params: dict of parameter name -> live float array (e.g. ``model.parameters()``),
-            updated in place.
-        lr: learning rate :math:`\gamma` >= 0 (required, as there is no good default).
-        momentum: :math:`\mu` >= 0. dampening: :math:`\tau` >= 0.
-        nesterov: Nesterov momentum; needs momentum > 0 and dampening 0.
-        weight_decay: L2 penalty :math:`\lambda` >= 0. maximize: ascend instead of descend.
+    Sutskever et al.'s :math:`v \leftarrow \mu v + \gamma g`). ``lr`` is required (there is no
+    good default); ``nesterov`` needs momentum > 0 and dampening 0; ``maximize`` ascends.
 
     State per parameter: ``momentum_buffer`` (after the first step, with momentum only).
 
@@ -401,13 +220,14 @@ class SGD(Optimizer):
     """
 
     _HYPER = (
-        Hyper("lr", REQUIRED, _nonnegative),
-        Hyper("momentum", 0.0, _nonnegative),
-        Hyper("dampening", 0.0, _nonnegative),
+        Hyper("lr", REQUIRED, _checks.nonnegative),
+        Hyper("momentum", 0.0, _checks.nonnegative),
+        Hyper("dampening", 0.0, _checks.nonnegative),
         Hyper("nesterov", False, _checks.boolean),
-        Hyper("weight_decay", 0.0, _nonnegative),
+        Hyper("weight_decay", 0.0, _checks.nonnegative),
         Hyper("maximize", False, _checks.boolean),
     )
+    _update = staticmethod(updates.sgd)
 
     @classmethod
     def _check_hyper(cls, values: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -422,9 +242,6 @@ class SGD(Optimizer):
     @classmethod
     def _state_keys(cls, hyper: dict[str, Any], step_count: int) -> list[str]:
         return ["momentum_buffer"] if hyper["momentum"] != 0 and step_count > 0 else []
-
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: State) -> None:
-        _sgd_update(param, grad, state, **self._hyper)
 
 
 class Adam(Optimizer):
@@ -445,14 +262,7 @@ class Adam(Optimizer):
 
     Note where :math:`\epsilon` sits: it is added to :math:`\sqrt{\hat v_t / (1 - \beta_2^t)}`,
     the bias-corrected root, not to :math:`\sqrt{v_t}` (as in the paper's "efficient" form).
-    The first moment is updated as ``torch.lerp`` does, :math:`m \leftarrow m + (1 - \beta_1)
-    (g - m)`, which equals the line above but rounds like torch.
-
-    Args:
-        params: dict of parameter name -> live float array, updated in place.
-        lr: :math:`\gamma` >= 0. betas: :math:`(\beta_1, \beta_2)`, each in [0, 1).
-        eps: :math:`\epsilon` >= 0. weight_decay: L2 penalty :math:`\lambda` >= 0, added to the
-            gradient (see :class:`AdamW` for the decoupled form). amsgrad: use :math:`v^{max}`.
+    The weight decay is an L2 penalty in the gradient (:class:`AdamW` decouples it).
 
     State per parameter: ``exp_avg`` (m), ``exp_avg_sq`` (v), and ``max_exp_avg_sq`` with amsgrad.
 
@@ -465,40 +275,28 @@ class Adam(Optimizer):
     """
 
     _HYPER = (
-        Hyper("lr", 1e-3, _nonnegative),
+        Hyper("lr", 1e-3, _checks.nonnegative),
         Hyper("betas", (0.9, 0.999), _betas),
-        Hyper("eps", 1e-8, _nonnegative),
-        Hyper("weight_decay", 0.0, _nonnegative),
+        Hyper("eps", 1e-8, _checks.nonnegative),
+        Hyper("weight_decay", 0.0, _checks.nonnegative),
         Hyper("amsgrad", False, _checks.boolean),
     )
-    _DECOUPLED: ClassVar[bool] = False
+    _update = staticmethod(updates.adam)
 
     @classmethod
     def _state_keys(cls, hyper: dict[str, Any], step_count: int) -> list[str]:
         return ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if hyper["amsgrad"] else [])
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: State) -> None:
-        step, decoupled = self._step_count, self._DECOUPLED
-        _adam_update(param, grad, state, step=step, decoupled=decoupled, **self._hyper)
-
 
 class AdamW(Adam):
     r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as ``torch.optim.AdamW``.
 
-    As :class:`Adam`, except that the weight decay shrinks the parameter directly, scaled by the
-    learning rate, instead of entering the gradient (and so the moments):
+    As :class:`Adam`, except that the weight decay shrinks the parameter directly, before the
+    moments, instead of entering the gradient (and so the moments):
 
     .. math::
 
-        &\textbf{for } t = 1, 2, \ldots: \\
-        &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1}) \\
-        &\quad \theta_{t-1} \leftarrow \theta_{t-1} (1 - \gamma \lambda) \\
-        &\quad m_t \leftarrow \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
-        &\quad v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
-        &\quad \hat v \leftarrow v^{max}_t = \max(v^{max}_{t-1}, v_t)
-            \text{ if amsgrad else } v_t \\
-        &\quad \theta_t \leftarrow \theta_{t-1} - \frac{\gamma}{1 - \beta_1^t} \, \frac{m_t}
-            {\sqrt{\hat v} / \sqrt{1 - \beta_2^t} + \epsilon}
+        \theta_{t-1} \leftarrow \theta_{t-1} (1 - \gamma \lambda)
 
     The default weight decay is 1e-2 (torch's). A schedule that changes ``lr`` changes the decay
     too, since it is :math:`\gamma \lambda` per step.
@@ -512,7 +310,7 @@ class AdamW(Adam):
     """
 
     _HYPER = tuple(h._replace(default=1e-2) if h.name == "weight_decay" else h for h in Adam._HYPER)
-    _DECOUPLED = True
+    _update = staticmethod(updates.adamw)
 
 
 class RMSprop(Optimizer):
@@ -532,17 +330,10 @@ class RMSprop(Optimizer):
             \theta_t \leftarrow \theta_{t-1} - \gamma b_t \\
         &\quad \textbf{else:} \quad \theta_t \leftarrow \theta_{t-1} - \gamma g_t / s_t
 
+    ``centered`` normalises by the estimated variance instead of the uncentred second moment.
     :math:`\epsilon` is added outside the root, and the momentum buffer starts at zero (unlike
-    SGD's). The ``max(., 0)`` is ours: the difference is never negative in exact arithmetic, but
-    after thousands of steps of a constant gradient rounding can take it a hair below zero, where
-    torch's square root gives NaN; everywhere else the two agree.
-
-    Args:
-        params: dict of parameter name -> live float array, updated in place.
-        lr: :math:`\gamma` >= 0. alpha: smoothing constant :math:`\alpha` in [0, 1).
-        eps: :math:`\epsilon` >= 0. weight_decay: L2 penalty :math:`\lambda` >= 0.
-        momentum: :math:`\mu` >= 0. centered: normalise by the estimated variance instead of the
-            uncentred second moment.
+    SGD's). The ``max(., 0)`` is ours: where rounding takes the difference a hair below zero,
+    after thousands of steps of a constant gradient, torch's root gives NaN.
 
     State per parameter: ``square_avg`` (v), ``momentum_buffer`` (b, with momentum > 0) and
     ``grad_avg`` (:math:`\bar g`, if centred).
@@ -556,21 +347,19 @@ class RMSprop(Optimizer):
     """
 
     _HYPER = (
-        Hyper("lr", 1e-2, _nonnegative),
-        Hyper("alpha", 0.99, _fraction),
-        Hyper("eps", 1e-8, _nonnegative),
-        Hyper("weight_decay", 0.0, _nonnegative),
-        Hyper("momentum", 0.0, _nonnegative),
+        Hyper("lr", 1e-2, _checks.nonnegative),
+        Hyper("alpha", 0.99, _checks.fraction),
+        Hyper("eps", 1e-8, _checks.nonnegative),
+        Hyper("weight_decay", 0.0, _checks.nonnegative),
+        Hyper("momentum", 0.0, _checks.nonnegative),
         Hyper("centered", False, _checks.boolean),
     )
+    _update = staticmethod(updates.rmsprop)
 
     @classmethod
     def _state_keys(cls, hyper: dict[str, Any], step_count: int) -> list[str]:
         momentum = ["momentum_buffer"] if hyper["momentum"] > 0 else []
         return ["square_avg", *momentum] + (["grad_avg"] if hyper["centered"] else [])
-
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: State) -> None:
-        _rmsprop_update(param, grad, state, **self._hyper)
 
 
 class Adagrad(Optimizer):
@@ -586,11 +375,8 @@ class Adagrad(Optimizer):
         &\quad s_t \leftarrow s_{t-1} + g_t^2 \\
         &\quad \theta_t \leftarrow \theta_{t-1} - \tilde\gamma \, g_t / (\sqrt{s_t} + \epsilon)
 
-    Args:
-        params: dict of parameter name -> live float array, updated in place.
-        lr: :math:`\gamma` >= 0. lr_decay: :math:`\eta` >= 0. weight_decay: L2 penalty
-            :math:`\lambda` >= 0. initial_accumulator_value: :math:`s_0` >= 0.
-        eps: :math:`\epsilon` >= 0 (default 1e-10, added outside the root).
+    Each entry's step shrinks with its own accumulated squared gradient; :math:`\epsilon` is
+    added outside the root.
 
     State per parameter: ``sum`` (s), which exists from construction.
 
@@ -603,12 +389,13 @@ class Adagrad(Optimizer):
     """
 
     _HYPER = (
-        Hyper("lr", 1e-2, _nonnegative),
-        Hyper("lr_decay", 0.0, _nonnegative),
-        Hyper("weight_decay", 0.0, _nonnegative),
-        Hyper("initial_accumulator_value", 0.0, _nonnegative),
-        Hyper("eps", 1e-10, _nonnegative),
+        Hyper("lr", 1e-2, _checks.nonnegative),
+        Hyper("lr_decay", 0.0, _checks.nonnegative),
+        Hyper("weight_decay", 0.0, _checks.nonnegative),
+        Hyper("initial_accumulator_value", 0.0, _checks.nonnegative),
+        Hyper("eps", 1e-10, _checks.nonnegative),
     )
+    _update = staticmethod(updates.adagrad)
 
     @classmethod
     def _state_keys(cls, hyper: dict[str, Any], step_count: int) -> list[str]:
@@ -616,6 +403,3 @@ class Adagrad(Optimizer):
 
     def _init_state(self, param: np.ndarray) -> State:
         return {"sum": np.full(param.shape, self._hyper["initial_accumulator_value"], param.dtype)}
-
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: State) -> None:
-        _adagrad_update(param, grad, state, step=self._step_count, **self._hyper)

@@ -18,15 +18,22 @@ stands); ``load_state_dict`` checks it, restores it, and sets the optimiser's ``
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 
-from rnnkit._checks import choice, entry, integer, keys_exactly, real
+from rnnkit import _checks
+from rnnkit._checks import REQUIRED, Hyper, nonnegative, positive
 from rnnkit.optim.optimizers import Optimizer
 
-Hyper = dict[str, Any]
+_count = partial(_checks.integer, low=0)
+_at_least_1 = partial(_checks.integer, low=1)
+
+
+def _best(name: str, value: Any) -> float | None:
+    return None if value is None else _checks.real(name, value, allow_inf=True)
 
 
 def _metric(value: Any) -> float:
@@ -46,14 +53,24 @@ def _metric(value: Any) -> float:
 class Schedule:
     """Base class: the optimiser, the epoch counter and the state_dict machinery.
 
-    Subclasses define ``_check_hyper`` and the ``_STATE`` entries beyond the hyper-parameters.
-    Not used directly.
+    A subclass declares its hyper-parameters in ``_HYPER``, as the optimisers do, from which
+    this class derives the constructor's signature, the argument checks and ``hyperparams``; and
+    ``_STATE``, the state_dict entries beyond them, each with its check. Not used directly.
     """
 
-    _HYPER: ClassVar[tuple[str, ...]] = ()
-    _STATE: ClassVar[tuple[str, ...]] = ("last_epoch", "base_lr", "last_lr")
+    _HYPER: ClassVar[tuple[Hyper, ...]] = ()
+    _STATE: ClassVar[tuple[tuple[str, Callable[[str, Any], Any]], ...]] = (
+        ("last_epoch", _count),
+        ("base_lr", nonnegative),
+        ("last_lr", nonnegative),
+    )
 
-    def __init__(self, optimizer: Optimizer, **hyper: Any) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__signature__ = _checks.signature("optimizer", cls._HYPER)
+
+    def __init__(self, optimizer: Optimizer, *args: Any, **kwargs: Any) -> None:
+        arguments = _checks.bind(type(self), optimizer, *args, **kwargs)
         if not isinstance(optimizer, Optimizer):
             raise TypeError(
                 "optimizer must be an rnnkit.optim optimiser (SGD, Adam, AdamW, RMSprop, "
@@ -61,15 +78,17 @@ class Schedule:
             )
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
-        self._hyper = self._check_hyper(hyper, "", self.base_lr)
+        self._hyper = self._check_hyper(arguments, "", self.base_lr)
         self.last_epoch = 0
         self._set(self._initial_lr())
 
     # -- to define in subclasses -------------------------------------------------------------------
 
     @classmethod
-    def _check_hyper(cls, hyper: Mapping[str, Any], where: str, base_lr: float) -> Hyper:
-        raise NotImplementedError
+    def _check_hyper(cls, values: Mapping[str, Any], where: str, base_lr: float) -> dict[str, Any]:
+        """The hyper-parameters checked and normalised (as the optimisers'); ``base_lr`` is the
+        learning rate they must fit."""
+        return _checks.declared(where, values, cls._HYPER)
 
     def _initial_lr(self) -> float:
         return self.optimizer.lr
@@ -86,7 +105,7 @@ class Schedule:
         return self._last_lr
 
     @property
-    def hyperparams(self) -> Hyper:
+    def hyperparams(self) -> dict[str, Any]:
         return dict(self._hyper)
 
     def step(self) -> None:
@@ -97,20 +116,18 @@ class Schedule:
     def state_dict(self) -> dict[str, Any]:
         """``{"type": ..., "hyperparams": {...}, "last_epoch": int, ...}``, all Python scalars."""
         out: dict[str, Any] = {"type": type(self).__name__, "hyperparams": self.hyperparams}
-        for key in self._STATE:
+        for key, _ in self._STATE:
             out[key] = getattr(self, "_last_lr" if key == "last_lr" else key)
         return out
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict`; everything is checked before anything changes, and the
         optimiser's ``lr`` is set to the saved ``last_lr``."""
-        keys_exactly("state_dict", state_dict, ["type", "hyperparams", *self._STATE], "entries")
-        if state_dict["type"] != type(self).__name__:
-            raise ValueError(
-                f"state_dict['type'] must be {type(self).__name__!r} (this schedule), "
-                f"got {state_dict['type']!r}"
-            )
-        values = self._check_state(state_dict)
+        entries = ["type", "hyperparams", *(key for key, _ in self._STATE)]
+        _checks.keys_exactly("state_dict", state_dict, entries, "entries")
+        name = type(self).__name__
+        _checks.same("state_dict['type']", state_dict["type"], name, "this schedule")
+        values = {key: check(f"state_dict[{key!r}]", state_dict[key]) for key, check in self._STATE}
         base_lr = values.get("base_lr", self.base_lr)
         hyper = self._check_hyper(state_dict["hyperparams"], "state_dict['hyperparams']", base_lr)
         self._hyper = hyper
@@ -127,19 +144,6 @@ class Schedule:
     def _set(self, lr: float) -> None:
         self.optimizer.lr = lr
         self._last_lr = self.optimizer.lr
-
-    def _check_state(self, d: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "last_epoch": integer("state_dict['last_epoch']", d["last_epoch"], low=0),
-            "base_lr": real("state_dict['base_lr']", d["base_lr"], low=0.0),
-            "last_lr": real("state_dict['last_lr']", d["last_lr"], low=0.0),
-        }
-
-    @classmethod
-    def _hyper_dict(cls, hyper: Mapping[str, Any], where: str) -> Mapping[str, Any]:
-        if where:
-            keys_exactly(where, hyper, list(cls._HYPER), "hyper-parameters")
-        return hyper
 
 
 class StepLR(Schedule):
@@ -171,18 +175,7 @@ class StepLR(Schedule):
     [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
     """
 
-    _HYPER = ("step_size", "gamma")
-
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
-        super().__init__(optimizer, step_size=step_size, gamma=gamma)
-
-    @classmethod
-    def _check_hyper(cls, hyper: Mapping[str, Any], where: str, base_lr: float) -> Hyper:
-        h = cls._hyper_dict(hyper, where)
-        return {
-            "step_size": integer(entry(where, "step_size"), h["step_size"], low=1),
-            "gamma": real(entry(where, "gamma"), h["gamma"], low=0.0, low_open=True),
-        }
+    _HYPER = (Hyper("step_size", REQUIRED, _at_least_1), Hyper("gamma", 0.1, positive))
 
     def _next_lr(self) -> float:
         if self.last_epoch % self._hyper["step_size"] != 0:
@@ -212,15 +205,7 @@ class ExponentialLR(Schedule):
     (0.25, 2)
     """
 
-    _HYPER = ("gamma",)
-
-    def __init__(self, optimizer: Optimizer, gamma: float) -> None:
-        super().__init__(optimizer, gamma=gamma)
-
-    @classmethod
-    def _check_hyper(cls, hyper: Mapping[str, Any], where: str, base_lr: float) -> Hyper:
-        h = cls._hyper_dict(hyper, where)
-        return {"gamma": real(entry(where, "gamma"), h["gamma"], low=0.0, low_open=True)}
+    _HYPER = (Hyper("gamma", REQUIRED, positive),)
 
     def _next_lr(self) -> float:
         return self.optimizer.lr * self._hyper["gamma"]
@@ -265,31 +250,27 @@ class WarmupCosine(Schedule):
     [0.25, 0.5, 0.75, 1.0, 0.5, 0.0, 0.0]
     """
 
-    _HYPER = ("warmup_steps", "total_steps", "min_lr")
-
-    def __init__(
-        self, optimizer: Optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0
-    ) -> None:
-        super().__init__(
-            optimizer, warmup_steps=warmup_steps, total_steps=total_steps, min_lr=min_lr
-        )
+    _HYPER = (
+        Hyper("warmup_steps", REQUIRED, _count),
+        Hyper("total_steps", REQUIRED, _at_least_1),
+        Hyper("min_lr", 0.0, nonnegative),
+    )
 
     @classmethod
-    def _check_hyper(cls, hyper: Mapping[str, Any], where: str, base_lr: float) -> Hyper:
-        h = cls._hyper_dict(hyper, where)
-        warmup = integer(entry(where, "warmup_steps"), h["warmup_steps"], low=0)
-        total = integer(entry(where, "total_steps"), h["total_steps"], low=1)
+    def _check_hyper(cls, values: Mapping[str, Any], where: str, base_lr: float) -> dict[str, Any]:
+        h = super()._check_hyper(values, where, base_lr)
+        warmup, total, min_lr = h["warmup_steps"], h["total_steps"], h["min_lr"]
         if total <= warmup:
             raise ValueError(
-                f"{entry(where, 'total_steps')} must be > warmup_steps ({warmup}), got {total}"
+                f"{_checks.entry(where, 'total_steps')} must be > warmup_steps ({warmup}), "
+                f"got {total}"
             )
-        min_lr = real(entry(where, "min_lr"), h["min_lr"], low=0.0)
         if min_lr > base_lr:
             raise ValueError(
-                f"{entry(where, 'min_lr')} must be <= the base learning rate ({base_lr}, the "
-                f"optimiser's lr when the schedule was built), got {min_lr}"
+                f"{_checks.entry(where, 'min_lr')} must be <= the base learning rate ({base_lr}, "
+                f"the optimiser's lr when the schedule was built), got {min_lr}"
             )
-        return {"warmup_steps": warmup, "total_steps": total, "min_lr": min_lr}
+        return h
 
     def _initial_lr(self) -> float:
         return self._lr_at(0)
@@ -358,59 +339,28 @@ class ReduceLROnPlateau(Schedule):
     """
 
     _HYPER = (
-        "mode",
-        "factor",
-        "patience",
-        "threshold",
-        "threshold_mode",
-        "cooldown",
-        "min_lr",
-        "eps",
+        Hyper("mode", "min", partial(_checks.choice, choices=("min", "max"))),
+        Hyper("factor", 0.1, _checks.fraction),
+        Hyper("patience", 10, _count),
+        Hyper("threshold", 1e-4, nonnegative),
+        Hyper("threshold_mode", "rel", partial(_checks.choice, choices=("rel", "abs"))),
+        Hyper("cooldown", 0, _count),
+        Hyper("min_lr", 0.0, nonnegative),
+        Hyper("eps", 1e-8, nonnegative),
     )
-    _STATE = ("last_epoch", "best", "num_bad_epochs", "cooldown_counter", "last_lr")
+    _STATE = (
+        ("last_epoch", _count),
+        ("best", _best),
+        ("num_bad_epochs", _count),
+        ("cooldown_counter", _count),
+        ("last_lr", nonnegative),
+    )
 
-    def __init__(
-        self,
-        optimizer: Optimizer,
-        mode: str = "min",
-        factor: float = 0.1,
-        patience: int = 10,
-        threshold: float = 1e-4,
-        threshold_mode: str = "rel",
-        cooldown: int = 0,
-        min_lr: float = 0.0,
-        eps: float = 1e-8,
-    ) -> None:
+    def __init__(self, optimizer: Optimizer, *args: Any, **kwargs: Any) -> None:
         self.best: float | None = None  # None: nothing seen yet (torch's +-inf)
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
-        super().__init__(
-            optimizer,
-            mode=mode,
-            factor=factor,
-            patience=patience,
-            threshold=threshold,
-            threshold_mode=threshold_mode,
-            cooldown=cooldown,
-            min_lr=min_lr,
-            eps=eps,
-        )
-
-    @classmethod
-    def _check_hyper(cls, hyper: Mapping[str, Any], where: str, base_lr: float) -> Hyper:
-        h = cls._hyper_dict(hyper, where)
-        return {
-            "mode": choice(entry(where, "mode"), h["mode"], ("min", "max")),
-            "factor": real(entry(where, "factor"), h["factor"], low=0.0, high=1.0, high_open=True),
-            "patience": integer(entry(where, "patience"), h["patience"], low=0),
-            "threshold": real(entry(where, "threshold"), h["threshold"], low=0.0),
-            "threshold_mode": choice(
-                entry(where, "threshold_mode"), h["threshold_mode"], ("rel", "abs")
-            ),
-            "cooldown": integer(entry(where, "cooldown"), h["cooldown"], low=0),
-            "min_lr": real(entry(where, "min_lr"), h["min_lr"], low=0.0),
-            "eps": real(entry(where, "eps"), h["eps"], low=0.0),
-        }
+        super().__init__(optimizer, *args, **kwargs)
 
     def step(self, metric: float) -> None:  # type: ignore[override]
         """Record one epoch's ``metric`` (a real number; NaN counts as no improvement) and cut
@@ -447,15 +397,3 @@ class ReduceLROnPlateau(Schedule):
         return a > (
             best * (h["threshold"] + 1.0) if h["threshold_mode"] == "rel" else best + h["threshold"]
         )
-
-    def _check_state(self, d: Mapping[str, Any]) -> dict[str, Any]:
-        best = d["best"]
-        return {
-            "last_epoch": integer("state_dict['last_epoch']", d["last_epoch"], low=0),
-            "best": None if best is None else real("state_dict['best']", best, allow_inf=True),
-            "num_bad_epochs": integer("state_dict['num_bad_epochs']", d["num_bad_epochs"], low=0),
-            "cooldown_counter": integer(
-                "state_dict['cooldown_counter']", d["cooldown_counter"], low=0
-            ),
-            "last_lr": real("state_dict['last_lr']", d["last_lr"], low=0.0),
-        }
