@@ -1,4 +1,4 @@
-"""Recycled buffers for the large arrays of the compiled paths: :func:`empty`.
+"""Recycled buffers for the large arrays of a training step: :func:`empty`.
 
 A training step allocates and frees the same large arrays again and again: the input
 projection, the states and gates saved for the backward pass, the gate gradients, the input
@@ -17,11 +17,15 @@ reference count tells whether anything still uses it. The arrays returned to the
 layer's outputs, its gradients, a cache kept for later) stay theirs for as long as they hold
 them; only what nobody holds is reused.
 
-The compiled paths of :mod:`rnnkit.runtime.kernels` take their outputs of at least :data:`MIN_BYTES`
-from here; the NumPy reference paths allocate as usual. The workspace keeps at most
-:func:`limit` bytes of buffers, the least recently used dropped first, and :func:`release`
-gives every buffer nothing uses back to the C library (at the end of training, say).
-Unlike :func:`rnnkit.keep_freed_memory` it changes nothing for the rest of the process.
+Its callers: the compiled code of :mod:`rnnkit.runtime.kernels`, for the outputs of its time
+loops and matrix products; and, on the NumPy path as well, :meth:`rnnkit.nn.Recurrent.forward`
+for the layer's output and :func:`rnnkit.cells.base.previous_states` for the states entering
+each step in the backward pass. The NumPy reference time loops (:mod:`rnnkit.cells.timeloop`)
+and NumPy's own products allocate as usual, and so does :func:`empty` below :data:`MIN_BYTES`.
+The workspace keeps at most :func:`limit` bytes of buffers, the least recently used dropped
+first, and :func:`release` gives every buffer nothing uses back to the C library (at the end of
+training, say). Unlike :func:`rnnkit.keep_freed_memory` it changes nothing for the rest of the
+process.
 """
 
 from __future__ import annotations
