@@ -354,16 +354,7 @@ def load(path: str | os.PathLike[str]) -> Tree:
     Every array is read and verified before the tree is returned; nothing partial is returned.
     Arrays come back as new, writeable arrays, each owned by the tree.
     """
-    path = _fspath(path)
-    with open(path, "rb") as f:
-        zf = _open_zip(f, path)
-        with zf:
-            manifest = _read_manifest(zf, path)
-            arrays = {
-                name: _read_array(zf, name, entry, path)
-                for name, entry in manifest["arrays"].items()
-            }
-    return _decode(manifest["tree"], "tree", arrays.__getitem__, path)
+    return _read(path, with_arrays=True)
 
 
 def peek(path: str | os.PathLike[str]) -> Tree:
@@ -373,16 +364,25 @@ def peek(path: str | os.PathLike[str]) -> Tree:
     No array is read, so their checksums are not verified here; :func:`load` verifies them.
     Raises as :func:`load` does for a missing file or a damaged archive or manifest.
     """
+    return _read(path, with_arrays=False)
+
+
+def _read(path: str | os.PathLike[str], with_arrays: bool) -> Tree:
+    """The tree of the checkpoint ``path`` with its arrays read and verified or, without
+    ``with_arrays``, an :class:`ArrayInfo` from the manifest in place of each (only the manifest
+    is read)."""
     path = _fspath(path)
-    with open(path, "rb") as f:
-        zf = _open_zip(f, path)
-        with zf:
-            manifest = _read_manifest(zf, path)
-    infos = {
-        name: ArrayInfo(np.dtype(entry["dtype"]), tuple(entry["shape"]))
-        for name, entry in manifest["arrays"].items()
-    }
-    return _decode(manifest["tree"], "tree", infos.__getitem__, path)
+    with open(path, "rb") as f, _open_zip(f, path) as zf:
+        manifest = _read_manifest(zf, path)
+        leaves = {
+            name: (
+                _read_array(zf, name, entry, path)
+                if with_arrays
+                else ArrayInfo(np.dtype(entry["dtype"]), tuple(entry["shape"]))
+            )
+            for name, entry in manifest["arrays"].items()
+        }
+    return _decode(manifest["tree"], "tree", leaves.__getitem__, path)
 
 
 def _error(path: str, what: str) -> CheckpointError:
