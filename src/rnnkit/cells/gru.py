@@ -68,6 +68,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rnnkit import _checks
 from rnnkit.cells.base import CellParams, StepCell, StepEquations, outer_sum, sigmoid
 
 RESETS = ("after", "before")
@@ -201,9 +202,7 @@ class GRUCell(StepCell):
     state_names = ("h",)
 
     def __init__(self, reset: str = "after") -> None:
-        if reset not in RESETS:
-            raise ValueError(f"reset must be 'after' or 'before', got {reset!r}")
-        self.reset = reset
+        self.reset = _checks.choice("reset", reset, RESETS)
 
     def options(self) -> dict[str, str]:
         return {"reset": self.reset}

@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rnnkit import _checks
 from rnnkit.cells.base import CellParams, StepCell, StepEquations
 
 NONLINEARITIES = ("tanh", "relu")
@@ -98,9 +99,7 @@ class RNNCell(StepCell):
     equations = EQUATIONS
 
     def __init__(self, nonlinearity: str = "tanh") -> None:
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
+        self.nonlinearity = _checks.choice("nonlinearity", nonlinearity, NONLINEARITIES)
 
     def options(self) -> dict[str, str]:
         return {"nonlinearity": self.nonlinearity}
