@@ -1,5 +1,5 @@
 """Helpers shared by the tests: building layers by kind, random upstream gradients, comparisons,
-and the checks of the compiled recurrences against the NumPy reference loops."""
+and the checks of the compiled time loops against the NumPy reference loops."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.cells import CellParams, StepCell, loop
-from rnnkit.cells.base import numpy_recurrence as loop_recurrence
+from rnnkit.cells import CellParams, StepCell, TimeLoop, timeloop
 from rnnkit.runtime import kernels
+from rnnkit.runtime.kernels import loops
 
 #: Every cell and mode: (name, layer class, extra constructor arguments).
 KINDS = {
@@ -79,9 +79,9 @@ def layer_run(layer, x, state, lengths, dy, dstate):
     return y, s_T, dx, ds0, grads
 
 
-# -- the compiled recurrences against the reference loops ---------------------------------------
+# -- the compiled time loops against the reference loops ---------------------------------------
 
-#: Agreement of a compiled recurrence with the float64 reference, relative to each tensor's
+#: Agreement of a compiled time loop with the float64 reference, relative to each tensor's
 #: magnitude.
 KERNEL_RTOL = {np.float64: 1e-12, np.float32: 1e-5}
 
@@ -100,6 +100,23 @@ def native():
     if module is None:
         pytest.skip(f"compiled kernels unavailable: {kernels.reason()}")
     return module
+
+
+@pytest.fixture
+def compiled_layers(native, monkeypatch):
+    """The extension module, and layers made in the test choose the compiled loops: the choice
+    is left to ``auto`` (RNNKIT_KERNELS unset), whatever the environment of the run; the test is
+    skipped where the extension is unavailable."""
+    monkeypatch.delenv(kernels.ENV, raising=False)
+    return native
+
+
+def compiled_loop(cell: StepCell) -> TimeLoop:
+    """The compiled :class:`~rnnkit.cells.TimeLoop` of ``cell`` (the extension must be there: see
+    the ``native`` fixture)."""
+    loop = loops.compiled_loop(cell)
+    assert loop is not None and loop.name == "compiled", cell
+    return loop
 
 
 @pytest.fixture
@@ -124,13 +141,14 @@ def upcast(value):
 
 
 def kernel_problem(cell: StepCell, T, B, H, dtype, rng, masked):
-    """Prepared parameters, xg, state0, mask (or None), dhs and dstate_T for one run of a cell's
-    recurrence: W_hh ~ N(0, 1/H), random non-zero b_hh (the reset-after GRU keeps it in the
-    loop), a length mask with one empty row at least, dhs zero at masked steps."""
+    """Recurrent parameters (a CellParams, without W_ih: each loop prepares its own layout of
+    them), xg, state0, mask (or None), dhs and dstate_T for one run of a cell's time loops:
+    W_hh ~ N(0, 1/H), random non-zero b_hh (the reset-after GRU keeps it in the loop), a length
+    mask with one empty row at least, dhs zero at masked steps."""
     G = cell.num_gates * H
     W_hh = (rng.standard_normal((G, H)) / np.sqrt(H)).astype(dtype)
     b_hh = (0.5 * rng.standard_normal(G)).astype(dtype)
-    P = cell.prepare(CellParams(None, W_hh, b_hh, b_hh))
+    params = CellParams(None, W_hh, b_hh, b_hh)
     xg = rng.standard_normal((T, B, G)).astype(dtype)
     state0 = tuple((0.5 * rng.standard_normal((B, H))).astype(dtype) for _ in cell.state_names)
     mask = None
@@ -142,24 +160,27 @@ def kernel_problem(cell: StepCell, T, B, H, dtype, rng, masked):
     if mask is not None:
         dhs *= mask
     dstate_T = tuple(rng.standard_normal((B, H)).astype(dtype) for _ in cell.state_names)
-    return P, xg, state0, mask, dhs, dstate_T
+    return params, xg, state0, mask, dhs, dstate_T
 
 
 def check_kernel(
-    cell: StepCell, kernel, dtype, P, xg, state0, mask, dhs, dstate_T, rtol=None
+    cell: StepCell, kernel: TimeLoop, dtype, params, xg, state0, mask, dhs, dstate_T, rtol=None
 ) -> None:
-    """A compiled recurrence against the reference loops of the cell's step run in float64 on the
-    same inputs (in float32 the float64 reference is the more exact one, and the float32
-    reference is wrong at H = 1 on NumPy with the in-place negative bug: see
+    """A compiled time loop (given ``kernel.prepare(params)``) against the reference loops of the
+    cell's step equations (given ``cell.prepare(params)``) run in float64 on the same inputs (in
+    float32 the float64 reference is the more exact one, and the float32 reference is wrong at
+    H = 1 on NumPy with the in-place negative bug: see
     test_kernels.py::test_float32_reference_at_H1): forward states and saved values; backward
     from the reference's forward values rounded to dtype (what the reference forward saved);
     the reference backward from the kernel's forward values (what the kernel saved); and the
     contract at masked steps, exactly. rtol: KERNEL_RTOL by default."""
-    rtol, step = KERNEL_RTOL[dtype] if rtol is None else rtol, cell.step_equations
+    rtol, step = KERNEL_RTOL[dtype] if rtol is None else rtol, cell.equations
     names = [*cell.state_names, *(f"saved[{k}]" for k in range(len(step.saved_sizes(1))))]
+    P = kernel.prepare(params)
     states, saved = kernel.forward(xg, state0, P, mask)
-    P64, xg64, state0_64, dhs64, dstate_T64 = upcast((P, xg, state0, dhs, dstate_T))
-    ref_states, ref_saved = loop.forward(step, xg64, state0_64, P64, mask)
+    P_ref = cell.prepare(params)
+    P64, xg64, state0_64, dhs64, dstate_T64 = upcast((P_ref, xg, state0, dhs, dstate_T))
+    ref_states, ref_saved = timeloop.forward(step, xg64, state0_64, P64, mask)
     assert len(states + saved) == len(ref_states + ref_saved)
     for name, a, b in zip(names, states + saved, ref_states + ref_saved):
         assert a.dtype == dtype and a.shape == b.shape and a.flags.c_contiguous, name
@@ -167,7 +188,7 @@ def check_kernel(
 
     def backward_matches(fwd_states, fwd_saved, what):
         da, dgh, dstate0 = kernel.backward(dhs, dstate_T, fwd_states, state0, fwd_saved, P, mask)
-        ref_da, ref_dgh, ref_dstate0 = loop.backward(
+        ref_da, ref_dgh, ref_dstate0 = timeloop.backward(
             step, dhs64, dstate_T64, upcast(fwd_states), state0_64, upcast(fwd_saved), P64, mask
         )
         assert (dgh is None) == (ref_dgh is None), what
@@ -193,15 +214,17 @@ def check_kernel(
 
 
 def check_layer_kernel(kind: str, dtype) -> None:
-    """A layer of kind running its compiled recurrence against the same layer on the reference
-    loops: two bidirectional layers, lengths with an empty sequence, random initial state and
-    random gradients at the outputs and the final state."""
+    """A layer of kind running the compiled loops it chose against the same layer on the
+    reference loops: two bidirectional layers, lengths with an empty sequence, random initial
+    state and random gradients at the outputs and the final state (see the ``compiled_layers``
+    fixture)."""
     rng = np.random.default_rng(2)
     T, B, D, H = 7, 5, 3, 6
     compiled = make_layer(kind, D, H, 2, dtype=dtype, seed=3, bidirectional=True)
     reference = make_layer(kind, D, H, 2, dtype=dtype, seed=3, bidirectional=True)
-    assert compiled.cell.recurrence.name == "compiled"
-    reference.cell.recurrence = loop_recurrence(reference.cell.step_equations)
+    assert compiled.time_loop.name == "compiled"
+    reference.time_loop = reference.cell.reference_loop()
+    assert reference.time_loop.name == "numpy"
     x = rng.standard_normal((T, B, D)).astype(dtype)
     state = state_like(compiled, B, rng)
     lengths = np.array([7, 0, 3, 1, 6])
@@ -213,12 +236,13 @@ def check_layer_kernel(kind: str, dtype) -> None:
 
 
 def check_layer_kernel_gradients(kind: str) -> None:
-    """Finite differences of a layer of kind running its compiled recurrence (float64, two
-    bidirectional layers, lengths with an empty sequence): every input, state and parameter."""
+    """Finite differences of a layer of kind running the compiled loops it chose (float64, two
+    bidirectional layers, lengths with an empty sequence): every input, state and parameter
+    (see the ``compiled_layers`` fixture)."""
     rng = np.random.default_rng(4)
     T, B, D, H = 5, 4, 3, 3
     layer = make_layer(kind, D, H, 2, seed=6, bidirectional=True)
-    assert layer.cell.recurrence.name == "compiled"
+    assert layer.time_loop.name == "compiled"
     x = rng.standard_normal((T, B, D))
     errors = rnnkit.gradcheck(
         layer, x, state_like(layer, B, rng), np.array([5, 0, 2, 4]), dstate="random", seed=2

@@ -119,6 +119,6 @@ def test_float32_at_hidden_size_1(kind):
     f64 = make_layer(kind, 3, 1, seed=1)
     f32 = make_layer(kind, 3, 1, dtype=np.float32, seed=1)
     f32.load_state_dict({k: v.astype(np.float32) for k, v in f64.state_dict().items()})
-    f32.cell.recurrence = rnnkit.cells.base.numpy_recurrence(f32.cell.step_equations)
+    f32.time_loop = f32.cell.reference_loop()
     x = rng.standard_normal((6, 4, 3))
     assert_close(f32.forward(x.astype(np.float32))[0], f64.forward(x)[0], 1e-5, "y")

@@ -1,9 +1,10 @@
-"""The compiled recurrences (rnnkit.runtime.kernels) against the NumPy reference loops, their
+"""The compiled time loops (rnnkit.runtime.kernels) against the NumPy reference loops, their
 specification: forward states and saved values and backward gradients over random shapes
 (B = 1, H = 1, T = 1 included), length masks with empty rows, reversed and non-contiguous
 inputs, float32 and float64; the whole layer with the kernel, against the reference and by
 finite differences; the vectorised exp / sigmoid / tanh the kernel uses; threads; and how a
-cell chooses its path (the environment variable, the one-line fallback warning)."""
+layer chooses its time loop (the environment variable, the one-line fallback warning) while a
+cell runs the reference unless given a loop."""
 
 from __future__ import annotations
 
@@ -21,27 +22,28 @@ from conftest import (
     check_kernel,
     check_layer_kernel,
     check_layer_kernel_gradients,
+    compiled_loop,
     kernel_problem,
     upcast,
 )
-from rnnkit.cells import LSTMCell, Regularisation, loop
-from rnnkit.cells.base import numpy_recurrence
-from rnnkit.cells.lstm import STEP
+from rnnkit.cells import CellParams, LSTMCell, Regularisation, timeloop
+from rnnkit.cells.lstm import EQUATIONS
 from rnnkit.runtime import kernels
-from rnnkit.runtime.kernels import lstm as klstm
+from rnnkit.runtime.kernels import gemm, loops
 
-#: The LSTM on the reference loops: what the problems are made for and the kernel checked against.
-CELL = LSTMCell(recurrence=numpy_recurrence(STEP))
+#: The LSTM cell: what the problems are made for; its reference loops are what the compiled
+#: ones are checked against.
+CELL = LSTMCell()
 
 
 def _problem(T, B, H, dtype, rng, masked):
-    """Prepared parameters, xg, state0, mask (or None), dhs and dstate_T for one LSTM run."""
+    """Recurrent parameters, xg, state0, mask (or None), dhs and dstate_T for one LSTM run."""
     return kernel_problem(CELL, T, B, H, dtype, rng, masked)
 
 
-def _compare(dtype, P, xg, state0, mask, dhs, dstate_T):
+def _compare(dtype, params, xg, state0, mask, dhs, dstate_T):
     """The kernel against the reference loops (see conftest.check_kernel)."""
-    check_kernel(CELL, klstm, dtype, P, xg, state0, mask, dhs, dstate_T)
+    check_kernel(CELL, compiled_loop(CELL), dtype, params, xg, state0, mask, dhs, dstate_T)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -75,13 +77,13 @@ def test_lstm_matches_reference_on_strided_inputs(native, dtype):
     """Reversed time (as the reverse direction passes it) and slices of larger arrays."""
     rng = np.random.default_rng(7)
     T, B, H = 9, 6, 5
-    P, xg, state0, mask, dhs, dstate_T = _problem(T, B, H, dtype, rng, masked=True)
+    params, xg, state0, mask, dhs, dstate_T = _problem(T, B, H, dtype, rng, masked=True)
     wide = rng.standard_normal((T, B, 3 * H)).astype(dtype)
     wide[..., H : 2 * H] = dhs
     state_stack = np.stack([state0[0], state0[1]])  # (2, B, H): state0 as views
     _compare(
         dtype,
-        P,
+        params,
         xg[::-1],
         (state_stack[0], state_stack[1]),
         mask[::-1],
@@ -94,9 +96,9 @@ def test_lstm_matches_reference_on_strided_inputs(native, dtype):
 def test_lstm_large_preactivations(native, dtype):
     """Saturated gates (|a| up to 1e3): exp clamps instead of overflowing, as sigmoid needs."""
     rng = np.random.default_rng(3)
-    P, xg, state0, mask, dhs, dstate_T = _problem(5, 4, 6, dtype, rng, masked=False)
+    params, xg, state0, mask, dhs, dstate_T = _problem(5, 4, 6, dtype, rng, masked=False)
     xg = xg * np.asarray(300.0, dtype=dtype)
-    _compare(dtype, P, xg, state0, mask, dhs, dstate_T)
+    _compare(dtype, params, xg, state0, mask, dhs, dstate_T)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -104,14 +106,15 @@ def test_threads_split_the_batch(native, dtype):
     """Any number of threads, more than rows included, gives the single-thread result."""
     rng = np.random.default_rng(11)
     T, B, H = 6, 5, 7
-    P, xg, state0, mask, dhs, dstate_T = _problem(T, B, H, dtype, rng, masked=True)
+    params, xg, state0, mask, dhs, dstate_T = _problem(T, B, H, dtype, rng, masked=True)
     m = mask[..., 0].copy()
+    W_hh = params.W_hh
 
     def run(threads):
         outs = [np.empty((T, B, n), dtype=dtype) for n in (H, H, 4 * H, H)]
-        native.lstm_forward(xg, *state0, P.W_hh, m, *outs, threads)
+        native.lstm_forward(xg, *state0, W_hh, m, *outs, threads)
         grads = [np.empty((T, B, 4 * H), dtype=dtype), *(np.empty((B, H), dtype) for _ in "hc")]
-        native.lstm_backward(dhs, *dstate_T, outs[1], state0[1], outs[2], outs[3], P.W_hh, m,
+        native.lstm_backward(dhs, *dstate_T, outs[1], state0[1], outs[2], outs[3], W_hh, m,
                              *grads, threads)  # fmt: skip
         return outs + grads
 
@@ -122,16 +125,21 @@ def test_threads_split_the_batch(native, dtype):
 
 
 def test_regularisation_falls_back_to_the_reference():
-    """Recurrent dropout and zoneout are not compiled: the reference loops run them."""
+    """Recurrent dropout and zoneout are not compiled: the reference loops run them. The
+    functions the compiled loop wraps (runtime.kernels.loops) fall back before they reach the
+    extension, so this runs where it is unavailable too."""
     rng = np.random.default_rng(5)
     T, B, H = 4, 3, 2
-    P, xg, state0, _, dhs, dstate_T = _problem(T, B, H, np.float64, rng, masked=False)
+    params, xg, state0, _, dhs, dstate_T = _problem(T, B, H, np.float64, rng, masked=False)
+    P, P_ref = loops.prepare(CELL, params), CELL.prepare(params)
     reg = Regularisation(rng.random((B, H)) < 0.7, (None, rng.random((T, B, H)) < 0.8))
-    states, saved = klstm.forward(xg, state0, P, None, reg)
-    ref_states, ref_saved = loop.forward(STEP, xg, state0, P, None, reg)
+    states, saved = loops.forward(CELL, xg, state0, P, None, reg)
+    ref_states, ref_saved = timeloop.forward(EQUATIONS, xg, state0, P_ref, None, reg)
     assert all(np.array_equal(a, b) for a, b in zip(states + saved, ref_states + ref_saved))
-    da, _, d0 = klstm.backward(dhs, dstate_T, states, state0, saved, P, None, reg)
-    ref_da, _, ref_d0 = loop.backward(STEP, dhs, dstate_T, states, state0, saved, P, None, reg)
+    da, _, d0 = loops.backward(CELL, dhs, dstate_T, states, state0, saved, P, None, reg)
+    ref_da, _, ref_d0 = timeloop.backward(
+        EQUATIONS, dhs, dstate_T, states, state0, saved, P_ref, None, reg
+    )
     assert np.array_equal(da, ref_da) and all(np.array_equal(a, b) for a, b in zip(d0, ref_d0))
 
 
@@ -139,9 +147,10 @@ def test_float32_reference_at_H1():
     """NumPy 2.4.6 negates a float32 view with a stride of 4 elements wrongly in place, which
     the sigmoid met at H = 1 (the o gate's column); it now avoids np.negative."""
     rng = np.random.default_rng(8)
-    P, xg, state0, _, _, _ = _problem(3, 4, 1, np.float32, rng, masked=False)
-    states, saved = loop.forward(STEP, xg, state0, P)
-    ref_states, ref_saved = loop.forward(STEP, *upcast((xg, state0, P)))
+    params, xg, state0, _, _, _ = _problem(3, 4, 1, np.float32, rng, masked=False)
+    P = CELL.prepare(params)
+    states, saved = timeloop.forward(EQUATIONS, xg, state0, P)
+    ref_states, ref_saved = timeloop.forward(EQUATIONS, *upcast((xg, state0, P)))
     for a, b in zip(states + saved, ref_states + ref_saved):
         assert_close(a, b, KERNEL_RTOL[np.float32])
 
@@ -150,11 +159,11 @@ def test_float32_reference_at_H1():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_layer_with_kernel_matches_layer_with_reference(native, dtype):
+def test_layer_with_kernel_matches_layer_with_reference(compiled_layers, dtype):
     check_layer_kernel("lstm", dtype)
 
 
-def test_layer_with_kernel_passes_gradcheck(native):
+def test_layer_with_kernel_passes_gradcheck(compiled_layers):
     check_layer_kernel_gradients("lstm")
 
 
@@ -213,21 +222,71 @@ def test_native_checks_its_arguments(native):
         native.lstm_forward(xg, h0, h0, W, None, outs[0][::-1], *outs[1:], 1)
 
 
-# -- which path a cell takes --------------------------------------------------------------------
+# -- which time loop a layer takes, and a cell ---------------------------------------------------
 
 
-def test_default_cell_runs_compiled(native, monkeypatch):
+def test_compiled_loop_wraps_the_cell(native, rng):
+    """The compiled TimeLoop: its name, the extension's matrix product, and its own prepared
+    parameters (the weights as the layer stores them, the cell's reference layout beside)."""
+    loop = compiled_loop(CELL)
+    assert loop.matmul is gemm.matmul and CELL.kernel == "lstm"
+    params, *_ = _problem(3, 2, 4, np.float64, rng, masked=False)
+    P = loop.prepare(params)
+    assert isinstance(P, loops.Prepared)
+    assert P.w_hh is params.W_hh and P.b_hh is params.b_hh
+    for a, b in zip(P.reference, CELL.prepare(params), strict=True):
+        assert a is b or np.array_equal(a, b)
+
+
+def test_default_layer_runs_compiled(native, monkeypatch):
     monkeypatch.delenv(kernels.ENV, raising=False)
-    assert LSTMCell().recurrence.name == "compiled"
-    assert rnnkit.LSTM(2, 3).cell.recurrence.name == "compiled"
+    assert kernels.time_loop(LSTMCell()).name == "compiled"
+    assert rnnkit.LSTM(2, 3).time_loop.name == "compiled"
+    assert LSTMCell().reference_loop().name == "numpy"
+
+
+@pytest.mark.parametrize("env", ["auto", "compiled", "numpy"])
+def test_cell_without_a_loop_runs_the_reference(monkeypatch, env):
+    """A cell reads no environment: without ``loop`` it runs its NumPy reference loops, and the
+    backward pass runs the loops its forward pass ran (the cache remembers them)."""
+    monkeypatch.setenv(kernels.ENV, env)
+    rng = np.random.default_rng(6)
+    T, B, D, H = 5, 2, 3, 4
+    params = CellParams(
+        *(rng.standard_normal(shape) for shape in [(4 * H, D), (4 * H, H), 4 * H, 4 * H])
+    )
+    x = rng.standard_normal((T, B, D))
+    state0 = tuple(rng.standard_normal((B, H)) for _ in "hc")
+    hs, _, cache = LSTMCell().forward(x, state0, params)
+    assert cache.loop.name == "numpy" and cache.loop.matmul is None
+    ref_hs, _, ref_cache = LSTMCell().forward(x, state0, params, loop=CELL.reference_loop())
+    np.testing.assert_array_equal(hs, ref_hs)
+    dhs = rng.standard_normal((T, B, H))
+    dstate_T = tuple(rng.standard_normal((B, H)) for _ in "hc")
+    calls = []
+
+    def backward(*args):
+        calls.append("backward")
+        return cache.loop.backward(*args)
+
+    traced = cache._replace(loop=cache.loop._replace(backward=backward))
+    dx, dstate0, grads = LSTMCell().backward(dhs, dstate_T, traced)
+    assert calls == ["backward"]  # the loop in the cache ran the backward pass
+    ref_dx, ref_dstate0, ref_grads = LSTMCell().backward(dhs, dstate_T, ref_cache)
+    for a, b in zip([dx, *dstate0, *grads], [ref_dx, *ref_dstate0, *ref_grads], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_environment_forces_reference(monkeypatch):
     monkeypatch.setenv(kernels.ENV, "numpy")
-    assert LSTMCell().recurrence.name == "numpy"
+    assert kernels.time_loop(LSTMCell()).name == "numpy"
+    assert rnnkit.LSTM(2, 3).time_loop.name == "numpy"
     monkeypatch.setenv(kernels.ENV, "fortran")
+    LSTMCell()  # a cell reads no environment
     with pytest.raises(ValueError, match="RNNKIT_KERNELS must be one of auto, compiled, numpy"):
-        LSTMCell()
+        kernels.time_loop(LSTMCell())
+    with pytest.raises(ValueError, match="RNNKIT_KERNELS must be one of auto, compiled, numpy"):
+        rnnkit.LSTM(2, 3)
 
 
 def test_unavailable_kernels_warn_once_and_fall_back(monkeypatch):
@@ -237,14 +296,17 @@ def test_unavailable_kernels_warn_once_and_fall_back(monkeypatch):
     monkeypatch.setattr(kernels, "_reason", "the extension did not import (test)")
     monkeypatch.setattr(kernels, "_warned", False)
     with pytest.warns(RuntimeWarning, match=r"^rnnkit: the extension did not import \(test\); "):
-        cell = LSTMCell()
-    assert cell.recurrence.name == "numpy"
+        layer = rnnkit.LSTM(2, 3)
+    assert layer.time_loop.name == "numpy"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert LSTMCell().recurrence.name == "numpy"  # once per process: no second warning
+        assert kernels.time_loop(LSTMCell()).name == "numpy"  # once per process: no second warning
+        assert rnnkit.LSTM(2, 3).time_loop.name == "numpy"
     monkeypatch.setenv(kernels.ENV, "compiled")
     with pytest.raises(RuntimeError, match="RNNKIT_KERNELS=compiled, but the extension did not"):
-        LSTMCell()
+        kernels.time_loop(LSTMCell())
+    with pytest.raises(RuntimeError, match="RNNKIT_KERNELS=compiled, but the extension did not"):
+        rnnkit.LSTM(2, 3)
 
 
 def test_thread_settings(monkeypatch):

@@ -1,8 +1,9 @@
-"""The compiled matrix products (rnnkit.runtime.kernels.gemm, ``_native.gemm``) against NumPy: random
-shapes with every edge (1, odd sizes, sizes cutting the tiles and the blocks of k, K = 1, large
-K), both transposes, with and without bias, float32 and float64, every instruction-set variant
-and 1 or more threads; the row sums of op(a) beside the product; row strides (slices); errors;
-the fallbacks of :func:`matmul`; and the layers that route their products through it.
+"""The compiled matrix products (rnnkit.runtime.kernels.gemm, ``_native.gemm``) against NumPy:
+random shapes with every edge (1, odd sizes, sizes cutting the tiles and the blocks of k, K = 1,
+large K), both transposes, with and without bias, float32 and float64, every instruction-set
+variant and 1 or more threads; the row sums of op(a) beside the product; row strides (slices);
+errors; the fallbacks of :func:`matmul`; and the layers and cells that route their products
+through it.
 
 The kernel takes different paths by shape, all covered by SHAPES in both types: op(a) packed
 (more than two panels of 4 vectors of columns) or read in place (up to two: N <= 128 float32
@@ -15,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import rnnkit
 from conftest import KERNEL_RTOL
-from rnnkit.cells import LSTMCell
+from rnnkit.cells import CellParams, LSTMCell
 from rnnkit.cells.base import outer_sum, project
 from rnnkit.runtime import kernels
 from rnnkit.runtime.kernels import gemm
@@ -233,13 +235,32 @@ def test_matmul_row_sums(native, dtype):
 
 
 def test_cell_products_route_through_the_kernel(native, monkeypatch):
-    """A cell on the compiled recurrence uses the kernel's products; on NumPy's, NumPy's."""
+    """A layer on the compiled loops uses the kernel's products; on NumPy's, NumPy's; and a
+    cell runs the products of the loop it is given."""
     monkeypatch.setenv(kernels.ENV, "compiled")
-    assert LSTMCell().matmul is gemm.matmul
+    assert kernels.time_loop(LSTMCell()).matmul is gemm.matmul
+    assert rnnkit.LSTM(2, 3).time_loop.matmul is gemm.matmul
     monkeypatch.setenv(kernels.ENV, "numpy")
-    assert LSTMCell().matmul is None
+    assert kernels.time_loop(LSTMCell()).matmul is None
+    assert rnnkit.LSTM(2, 3).time_loop.matmul is None
+    assert LSTMCell().reference_loop().matmul is None
     rng = np.random.default_rng(2)
     x, W, bias = rng.standard_normal((10, 40, 64)), rng.standard_normal((512, 64)), rng.random(512)
     _assert_close(project(x, W, bias, gemm.matmul), project(x, W, bias), np.float64)
     dg = rng.standard_normal((10, 40, 512))
     _assert_close(outer_sum(dg, x, gemm.matmul), outer_sum(dg, x), np.float64)
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs)
+        return gemm.matmul(*args, **kwargs)
+
+    cell, H = LSTMCell(), 4
+    params = CellParams(*(rng.standard_normal(s) for s in [(4 * H, 3), (4 * H, H), 4 * H, 4 * H]))
+    loop = cell.reference_loop()._replace(matmul=counted)
+    hs, _, cache = cell.forward(
+        rng.standard_normal((5, 2, 3)), (np.zeros((2, H)),) * 2, params, loop=loop
+    )
+    assert len(calls) == 1  # the input projection
+    cell.backward(rng.standard_normal(hs.shape), (np.zeros((2, H)),) * 2, cache)
+    assert len(calls) == 4  # dx, dW_ih, dW_hh

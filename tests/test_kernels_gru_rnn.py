@@ -1,11 +1,12 @@
-"""The compiled GRU (both reset forms) and vanilla RNN (tanh, ReLU) recurrences against the NumPy
+"""The compiled GRU (both reset forms) and vanilla RNN (tanh, ReLU) time loops against the NumPy
 reference loops, their specification: forward states and saved values and backward gradients
 (each side consuming what the other's forward saved) over random shapes (B = 1, H = 1, T = 1
 included), length masks with empty rows, reversed and non-contiguous inputs, saturated
 pre-activations, float32 and float64, every instruction-set variant, threads; what falls back to
 the reference; whole layers (bidirectional, 2 layers, lengths) with the kernel, against the
-reference and by finite differences; the extension's own argument checks; and the default path
-of the cells. The LSTM's are in test_kernels.py, whose helpers (conftest.py) these share."""
+reference and by finite differences; the extension's own argument checks; and the default time
+loops of the layers. The LSTM's are in test_kernels.py, whose helpers (conftest.py) these
+share."""
 
 from __future__ import annotations
 
@@ -23,31 +24,37 @@ from conftest import (
     check_kernel,
     check_layer_kernel,
     check_layer_kernel_gradients,
+    compiled_loop,
     kernel_problem,
     layer_run,
 )
-from rnnkit.cells import GRUCell, Regularisation, RNNCell, gru, loop, rnn
-from rnnkit.cells.base import numpy_recurrence
+from rnnkit.cells import CellParams, GRUCell, Regularisation, RNNCell, gru, rnn, timeloop
 from rnnkit.runtime import kernels
-from rnnkit.runtime.kernels import gru as kgru
-from rnnkit.runtime.kernels import rnn as krnn
+from rnnkit.runtime.kernels import loops
 
-#: Each cell on the reference loops (what the problems are made for and the kernels checked
-#: against), with its compiled recurrence; named as the layer kinds of conftest.KINDS.
+#: Each cell (what the problems are made for; its reference loops are what its compiled ones
+#: are checked against), with its step equations; named as the layer kinds of conftest.KINDS,
+#: which are the names of the cells' compiled loops (``cell.kernel``).
 CELLS = {
-    "gru_after": (GRUCell("after", numpy_recurrence(gru.STEPS["after"])), kgru),
-    "gru_before": (GRUCell("before", numpy_recurrence(gru.STEPS["before"])), kgru),
-    "rnn_tanh": (RNNCell("tanh", numpy_recurrence(rnn.STEP)), krnn),
-    "rnn_relu": (RNNCell("relu", numpy_recurrence(rnn.STEP)), krnn),
+    "gru_after": (GRUCell("after"), gru.EQUATIONS["after"]),
+    "gru_before": (GRUCell("before"), gru.EQUATIONS["before"]),
+    "rnn_tanh": (RNNCell("tanh"), rnn.EQUATIONS),
+    "rnn_relu": (RNNCell("relu"), rnn.EQUATIONS),
 }
 
 every_cell = pytest.mark.parametrize("kind", CELLS)
 both_dtypes = pytest.mark.parametrize("dtype", [np.float64, np.float32])
 
 
+def test_cells_name_their_loops_and_equations():
+    for kind, (cell, equations) in CELLS.items():
+        assert cell.kernel == kind and cell.equations is equations
+        assert cell.reference_loop().name == "numpy"
+
+
 def _check(kind, dtype, problem, rtol=None):
-    cell, kernel = CELLS[kind]
-    check_kernel(cell, kernel, dtype, *problem, rtol=rtol)
+    cell = CELLS[kind][0]
+    check_kernel(cell, compiled_loop(cell), dtype, *problem, rtol=rtol)
 
 
 @every_cell
@@ -77,12 +84,14 @@ def test_matches_reference_on_strided_inputs(native, kind, dtype):
     """Reversed time (as the reverse direction passes it) and slices of larger arrays."""
     rng = np.random.default_rng(7)
     T, B, H = 9, 6, 5
-    P, xg, state0, mask, dhs, dstate_T = kernel_problem(CELLS[kind][0], T, B, H, dtype, rng, True)
+    params, xg, state0, mask, dhs, dstate_T = kernel_problem(
+        CELLS[kind][0], T, B, H, dtype, rng, True
+    )
     wide = rng.standard_normal((T, B, 3 * H)).astype(dtype)
     wide[..., H : 2 * H] = dhs
     states = np.stack([state0[0], dstate_T[0]], axis=-1)  # (B, H, 2): each a strided view
     problem = (
-        P,
+        params,
         xg[::-1],
         (states[..., 0],),
         mask[::-1],
@@ -100,18 +109,20 @@ def test_large_preactivations(native, kind, dtype):
     multiply-add), NumPy twice, so in float64 the gradients, all scaled by phi', agree to about
     1e-16 / phi' (here 1e-11) relative, and the kernel's are the more exact."""
     rng = np.random.default_rng(3)
-    P, xg, *rest = kernel_problem(CELLS[kind][0], 5, 4, 6, dtype, rng, masked=False)
+    params, xg, *rest = kernel_problem(CELLS[kind][0], 5, 4, 6, dtype, rng, masked=False)
     rtol = 1e-9 if dtype == np.float64 else None
-    _check(kind, dtype, (P, xg * np.asarray(300.0, dtype=dtype), *rest), rtol)
+    _check(kind, dtype, (params, xg * np.asarray(300.0, dtype=dtype), *rest), rtol)
 
 
 @every_cell
 @both_dtypes
 def test_threads_split_the_batch(native, monkeypatch, kind, dtype):
     """Any number of threads, more than rows included, gives the single-thread result."""
-    cell, kernel = CELLS[kind]
+    cell = CELLS[kind][0]
+    kernel = compiled_loop(cell)
     rng = np.random.default_rng(11)
-    P, xg, state0, mask, dhs, dstate_T = kernel_problem(cell, 6, 13, 7, dtype, rng, True)
+    params, xg, state0, mask, dhs, dstate_T = kernel_problem(cell, 6, 13, 7, dtype, rng, True)
+    P = kernel.prepare(params)
 
     def run(threads):
         monkeypatch.setattr(kernels, "threads_for", lambda B, work: threads)
@@ -128,25 +139,27 @@ def test_threads_split_the_batch(native, monkeypatch, kind, dtype):
 @every_cell
 def test_what_the_kernel_does_not_cover_runs_the_reference(kind):
     """Recurrent dropout and zoneout, other dtypes and empty batches are not compiled: the
-    reference loops run them (so the results are the reference's, bit for bit)."""
-    cell, kernel = CELLS[kind]
-    step = cell.step_equations
+    reference loops run them (so the results are the reference's, bit for bit). The functions
+    the compiled loop wraps (runtime.kernels.loops) fall back before they reach the extension,
+    so this runs where it is unavailable too."""
+    cell, step = CELLS[kind]
     T, B, H = 4, 3, 2
     rng = np.random.default_rng(5)
-    P, xg, state0, _, dhs, dstate_T = kernel_problem(cell, T, B, H, np.float64, rng, False)
+    params, xg, state0, _, dhs, dstate_T = kernel_problem(cell, T, B, H, np.float64, rng, False)
     reg = Regularisation(rng.random((B, H)) < 0.7, (rng.random((T, B, H)) < 0.8,))
-    half = type(P)(*(a.astype(np.float16) if isinstance(a, np.ndarray) else a for a in P))
+    half = CellParams(*(None if a is None else a.astype(np.float16) for a in params))
     cases = {
-        "regularisation": (P, xg, state0, dhs, dstate_T, reg),
+        "regularisation": (params, xg, state0, dhs, dstate_T, reg),
         "float16": (half, *(np.asarray(a, np.float16) for a in (xg, state0, dhs, dstate_T)), None),
-        "empty batch": (P, xg[:, :0], (state0[0][:0],), dhs[:, :0], (dstate_T[0][:0],), None),
+        "empty batch": (params, xg[:, :0], (state0[0][:0],), dhs[:, :0], (dstate_T[0][:0],), None),
     }
-    for what, (P_, xg_, s0, dhs_, d_T, reg_) in cases.items():
-        states, saved = kernel.forward(xg_, s0, P_, None, reg_)
-        ref = loop.forward(step, xg_, s0, P_, None, reg_)
+    for what, (params_, xg_, s0, dhs_, d_T, reg_) in cases.items():
+        P, P_ref = loops.prepare(cell, params_), cell.prepare(params_)
+        states, saved = loops.forward(cell, xg_, s0, P, None, reg_)
+        ref = timeloop.forward(step, xg_, s0, P_ref, None, reg_)
         assert all(np.array_equal(a, b) for a, b in zip(states + saved, ref[0] + ref[1])), what
-        ours = kernel.backward(dhs_, d_T, states, s0, saved, P_, None, reg_)
-        ref = loop.backward(step, dhs_, d_T, states, s0, saved, P_, None, reg_)
+        ours = loops.backward(cell, dhs_, d_T, states, s0, saved, P, None, reg_)
+        ref = timeloop.backward(step, dhs_, d_T, states, s0, saved, P_ref, None, reg_)
         assert (ours[1] is None) == (ref[1] is None), what
         for a, b in zip([ours[0], ours[1], *ours[2]], [ref[0], ref[1], *ref[2]]):
             assert (a is None and b is None) or np.array_equal(a, b), what
@@ -157,19 +170,20 @@ def test_what_the_kernel_does_not_cover_runs_the_reference(kind):
 
 @every_cell
 @both_dtypes
-def test_layer_with_kernel_matches_layer_with_reference(native, kind, dtype):
+def test_layer_with_kernel_matches_layer_with_reference(compiled_layers, kind, dtype):
     check_layer_kernel(kind, dtype)
 
 
 @every_cell
-def test_layer_without_bias_matches_reference(native, kind):
+def test_layer_without_bias_matches_reference(compiled_layers, kind):
     """No bias: the reset-after GRU's loop then adds no b_hh."""
     rng = np.random.default_rng(9)
     T, B, D, H = 5, 4, 3, 5
     cls, extra = KINDS[kind]
     compiled = cls(D, H, bias=False, dtype=np.float64, seed=1, **extra)
     reference = cls(D, H, bias=False, dtype=np.float64, seed=1, **extra)
-    reference.cell.recurrence = numpy_recurrence(reference.cell.step_equations)
+    assert compiled.time_loop.name == "compiled"
+    reference.time_loop = reference.cell.reference_loop()
     x = rng.standard_normal((T, B, D))
     dy = rng.standard_normal((T, B, H))
     ours = layer_run(compiled, x, None, None, dy, None)
@@ -178,7 +192,7 @@ def test_layer_without_bias_matches_reference(native, kind):
 
 
 @every_cell
-def test_layer_with_kernel_passes_gradcheck(native, kind):
+def test_layer_with_kernel_passes_gradcheck(compiled_layers, kind):
     check_layer_kernel_gradients(kind)
 
 
@@ -212,18 +226,19 @@ def test_native_checks_its_arguments(native):
         native.rnn_relu_backward(hs[:0], h0, hs[:0], W[:H], None, hs[:0], h0, 1)
 
 
-# -- which path a cell takes --------------------------------------------------------------------
+# -- which time loops a layer takes ------------------------------------------------------------
 
 
-def test_default_cells_run_compiled(native, monkeypatch):
+def test_default_layers_run_compiled(native, monkeypatch):
     monkeypatch.delenv(kernels.ENV, raising=False)
     for cell in (GRUCell(), GRUCell("before"), RNNCell(), RNNCell("relu")):
-        assert cell.recurrence.name == "compiled"
-    assert rnnkit.GRU(2, 3).cell.recurrence.name == "compiled"
-    assert rnnkit.RNN(2, 3, nonlinearity="relu").cell.recurrence.name == "compiled"
+        assert kernels.time_loop(cell).name == "compiled"
+    assert rnnkit.GRU(2, 3).time_loop.name == "compiled"
+    assert rnnkit.RNN(2, 3, nonlinearity="relu").time_loop.name == "compiled"
 
 
 def test_environment_forces_reference(monkeypatch):
     monkeypatch.setenv(kernels.ENV, "numpy")
-    assert GRUCell().recurrence.name == "numpy" and RNNCell().recurrence.name == "numpy"
-    assert rnnkit.GRU(2, 3, reset="before").cell.recurrence.name == "numpy"
+    assert kernels.time_loop(GRUCell()).name == "numpy"
+    assert kernels.time_loop(RNNCell()).name == "numpy"
+    assert rnnkit.GRU(2, 3, reset="before").time_loop.name == "numpy"

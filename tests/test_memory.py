@@ -1,7 +1,7 @@
-"""Training steps stop page-faulting: by default through rnnkit's workspace (rnnkit.runtime.workspace),
-which recycles the large arrays; without it (limit 0) through rnnkit.keep_freed_memory, which
-takes effect with glibc, refuses bad arguments, and is left to the application (``import
-rnnkit`` does not call it)."""
+"""Training steps stop page-faulting: by default through rnnkit's workspace
+(rnnkit.runtime.workspace), which recycles the large arrays; without it (limit 0) through
+rnnkit.keep_freed_memory, which takes effect with glibc, refuses bad arguments, and is left to
+the application (``import rnnkit`` does not call it)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""The recurrence seam: each cell runs its time loops through ``cell.recurrence``, the interface a
-compiled kernel will implement. These tests pin down the contract any implementation must keep
-(arguments left unmodified, masked steps carrying the state, zero gate gradients there), show that
-a replacement is really used, and check the GRU docstring's mapping between the two ways of
-writing the update."""
+"""The time-loop seam: each layer runs its cells' time loops through ``layer.time_loop`` (a
+:class:`~rnnkit.cells.TimeLoop`, the interface the compiled loops implement), and a cell runs the
+loop it is given (its NumPy reference loops when none is). These tests pin down the contract any
+implementation must keep (arguments left unmodified, masked steps carrying the state, zero gate
+gradients there), show that a replacement is really used, and check the GRU docstring's mapping
+between the two ways of writing the update."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ import numpy as np
 import pytest
 
 from conftest import KINDS, as_tuple, make_layer, state_like
-from rnnkit.cells import Recurrence
+from rnnkit.cells import TimeLoop
 from rnnkit.cells.base import sigmoid
 
 T, B, D, H = 5, 4, 3, 4
 
 
-def guarded(recurrence: Recurrence, calls: list[str]) -> Recurrence:
-    """Wrap a recurrence: record each call and fail if it modifies any array argument."""
+def guarded(loop: TimeLoop, calls: list[str]) -> TimeLoop:
+    """Wrap a time loop: record each call and fail if it modifies any array argument; its
+    prepare, matmul and name are the wrapped loop's."""
 
     def wrap(fn, what):
         def run(*args):
@@ -31,17 +33,22 @@ def guarded(recurrence: Recurrence, calls: list[str]) -> Recurrence:
 
         return run
 
-    return Recurrence(wrap(recurrence.forward, "forward"), wrap(recurrence.backward, "backward"))
+    return loop._replace(
+        forward=wrap(loop.forward, "forward"), backward=wrap(loop.backward, "backward")
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_layers_run_their_cells_recurrence(kind):
+def test_layers_run_their_time_loop(kind):
     rng = np.random.default_rng(0)
     plain = make_layer(kind, D, H, 2, seed=1, bidirectional=True)
     swapped = make_layer(kind, D, H, 2, seed=1, bidirectional=True)
-    assert swapped.cell.recurrence.name in ("numpy", "compiled")  # see rnnkit.runtime.kernels
+    assert swapped.time_loop.name in ("numpy", "compiled")  # see rnnkit.runtime.kernels
     calls: list[str] = []
-    swapped.cell.recurrence = guarded(swapped.cell.recurrence, calls)
+    loop = swapped.time_loop
+    swapped.time_loop = guarded(loop, calls)
+    assert swapped.time_loop[2:] == loop[2:]  # prepare, matmul, name
+    assert swapped.time_loop.name == plain.time_loop.name
     x = rng.standard_normal((T, B, D))
     state = state_like(plain, B, rng)
     lengths = np.array([5, 0, 2, 4])
@@ -58,17 +65,21 @@ def test_layers_run_their_cells_recurrence(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_masked_steps_carry_state_and_get_no_gradient(kind):
-    """The contract at a masked step: the state is carried bit for bit, the gate gradient is 0."""
+@pytest.mark.parametrize("which", ["reference", "layer"])
+def test_masked_steps_carry_state_and_get_no_gradient(kind, which):
+    """The contract at a masked step: the state is carried bit for bit, the gate gradient is 0;
+    for the cell's reference loops (no loop given) and the loops its layer chose."""
     rng = np.random.default_rng(1)
     layer = make_layer(kind, D, H, seed=2)
     cell = layer.cell
+    loop = None if which == "reference" else layer.time_loop
     mask = np.ones((T, B, 1), dtype=bool)
     mask[1:3, 0] = False  # a hole in the middle of row 0
     mask[:, 1] = False  # row 1 is empty
     x = rng.standard_normal((T, B, D))
     state0 = tuple(rng.standard_normal((B, H)) for _ in cell.state_names)
-    hs, _, cache = cell.forward(x, state0, layer.cell_params(0), mask)
+    hs, _, cache = cell.forward(x, state0, layer.cell_params(0), mask, loop=loop)
+    assert cache.loop.name == ("numpy" if loop is None else loop.name)
     assert np.array_equal(hs[1, 0], hs[0, 0]) and np.array_equal(hs[2, 0], hs[0, 0])
     assert np.array_equal(hs[:, 1], np.broadcast_to(state0[0][1], (T, H)))
     dx, dstate0, _ = cell.backward(rng.standard_normal((T, B, H)) * mask, state0, cache)

@@ -46,19 +46,19 @@ def _check_stream(layer, T, B, rng, with_state=True):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize(("L", "B", "D", "H"), [(1, 1, 3, 5), (2, 3, 4, 1), (3, 2, 17, 9)])
-def test_compiled_step_matches_the_sequence(native, kind, dtype, L, B, D, H, rng):
+def test_compiled_step_matches_the_sequence(compiled_layers, kind, dtype, L, B, D, H, rng):
     layer = make_layer(kind, D, H, L, dtype=dtype, dropout=0.3)
     _check_stream(layer, 6, B, rng)
     assert layer._step_plan is not None  # the compiled step ran
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_compiled_step_every_instruction_set(native, every_isa, dtype, rng):
+def test_compiled_step_every_instruction_set(compiled_layers, every_isa, dtype, rng):
     """The matrix-vector products fold blocks of one vector of rows at a time: rows past the
     last whole block (G H = 84, 63 or 21 rows) and inputs past the last whole vector (D = 37,
     H = 21), and exact multiples of every width (D = H = 64), in every variant for this CPU."""
     for name in every_isa:
-        assert native.isa(name)[0] == name
+        assert compiled_layers.isa(name)[0] == name
         for kind in KINDS:
             for D, H in [(37, 21), (64, 64)]:
                 layer = make_layer(kind, D, H, 2, dtype=dtype)
@@ -67,7 +67,7 @@ def test_compiled_step_every_instruction_set(native, every_isa, dtype, rng):
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_compiled_step_without_bias_and_initial_state(native, kind, rng):
+def test_compiled_step_without_bias_and_initial_state(compiled_layers, kind, rng):
     layer = make_layer(kind, 7, 6, 2, bias=False)
     _check_stream(layer, 5, 2, rng, with_state=False)
     assert layer._step_plan is not None
@@ -93,10 +93,11 @@ def test_what_the_plan_leaves_out_takes_the_reference(options, rng):
     assert layer._step_plan is None
 
 
-def test_the_plan_follows_in_place_updates(native, rng):
+def test_the_plan_follows_in_place_updates(compiled_layers, rng):
     layer = make_layer("lstm", 3, 4)
     x = rng.standard_normal((1, 3))
     y0, _ = layer.step(x)
+    assert layer._step_plan is not None
     for value in layer.parameters().values():
         value *= 1.5  # as an optimiser does: in place
     layer.eval()
@@ -109,18 +110,21 @@ def test_the_plan_follows_in_place_updates(native, rng):
     assert_close(layer.step(x)[0], other.step(x)[0], 1e-15, "after load_state_dict")
 
 
-def test_copies_get_their_own_plan(native, rng):
+def test_copies_get_their_own_plan(compiled_layers, rng):
     layer = make_layer("gru_after", 3, 4)
     x = rng.standard_normal((2, 3))
     y, _ = layer.step(x)
+    assert layer._step_plan is not None
     twin = copy.deepcopy(layer)
+    assert twin.time_loop.name == "compiled" and "_step_plan" not in vars(twin)
     for value in twin.parameters().values():
         value[...] = 0.0
     np.testing.assert_array_equal(layer.step(x)[0], y)
     np.testing.assert_array_equal(twin.step(x)[0], np.zeros_like(y))
+    assert twin._step_plan is not None and twin._step_plan is not layer._step_plan
 
 
-def test_layouts_the_fast_path_refuses_are_converted(native, rng):
+def test_layouts_the_fast_path_refuses_are_converted(compiled_layers, rng):
     layer = make_layer("lstm", 3, 4, 2)
     wide = rng.standard_normal((2, 6))
     h, c = state_like(layer, 2, rng)
@@ -129,6 +133,7 @@ def test_layouts_the_fast_path_refuses_are_converted(native, rng):
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(h1, h_ref)
     np.testing.assert_array_equal(c1, c_ref)
+    assert layer._step_plan is not None
 
 
 @pytest.mark.parametrize("path", ["compiled", "numpy"])
