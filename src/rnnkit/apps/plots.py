@@ -12,7 +12,7 @@ Every function takes the data and a ``path``, writes one PNG there and returns t
 
 Example:
     >>> import os, tempfile
-    >>> from rnnkit import plots
+    >>> from rnnkit.apps import plots
     >>> rows = [{"step": s, "kind": "train", "loss": 3.0 / (s + 1)} for s in range(1, 60)]
     >>> rows += [{"step": s, "kind": "val", "loss": 3.2 / (s + 1)} for s in (20, 40, 59)]
     >>> with tempfile.TemporaryDirectory() as d:
