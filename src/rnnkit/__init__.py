@@ -10,7 +10,7 @@ backpropagation through time derived and written by hand, in NumPy.
 
 from rnnkit import cells, checkpoint, data, init, losses, nn, optim, training
 from rnnkit.gradcheck import gradcheck
-from rnnkit.nn import (
+from rnnkit.nn import (  # noqa: F401 (re-exported: __all__ takes their names from nn.__all__)
     GRU,
     LSTM,
     RNN,
@@ -29,16 +29,8 @@ from rnnkit.training import Trainer
 __version__ = "0.1.0"
 
 __all__ = [
-    "GRU",
-    "LSTM",
-    "RNN",
-    "Dropout",
-    "Embedding",
-    "LanguageModel",
-    "Linear",
-    "Recurrent",
-    "SequenceClassifier",
-    "SequenceRegressor",
+    # the layers and ready models imported above from rnnkit.nn (its building blocks stay there)
+    *(name for name in nn.__all__ if name in globals()),
     "Trainer",
     "__version__",
     "cells",
