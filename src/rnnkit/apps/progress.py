@@ -116,6 +116,23 @@ class Progress:
             self._write_line()
         self.stream.flush()
 
+    # -- pickling -------------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A bar on ``sys.stderr`` or ``sys.stdout`` (the default) pickles with the stream's
+        name, as a trainer holding it as a callback must: a copy writes to that stream of the
+        process that loads it. Other streams pickle as themselves (a ``StringIO`` does)."""
+        state = self.__dict__.copy()
+        for name in ("stderr", "stdout"):
+            if any(state["stream"] is getattr(sys, n) for n in (name, f"__{name}__")):
+                state["stream"] = name  # a stream is never a str
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state["stream"], str):
+            state["stream"] = getattr(sys, state["stream"])
+        self.__dict__.update(state)
+
     # -- trainer callback -----------------------------------------------------------------------
 
     def __call__(self, event: str, trainer: Any, row: dict[str, Any]) -> None:

@@ -33,6 +33,7 @@ import numpy as np
 from rnnkit import _checks, checkpoint, losses
 from rnnkit.data.batching import Batch, reset_rows
 from rnnkit.optim.clip import clip_grad_norm
+from rnnkit.optim.optimizers import Optimizer
 from rnnkit.optim.schedules import ReduceLROnPlateau
 from rnnkit.training.metric_log import MetricLog
 
@@ -435,6 +436,21 @@ class Trainer:
     def _emit(self, event: str, row: dict[str, Any]) -> None:
         for callback in self.callbacks:
             callback(event, self, row)
+
+    # -- pickling -------------------------------------------------------------------------------
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A copy's optimiser must update the copy's model. :mod:`pickle` keeps the arrays the
+        two share shared, but ``joblib.load`` gives each reference to an array its own copy
+        (joblib 1.6), which would leave the optimiser stepping arrays the model no longer holds:
+        so an rnnkit optimiser is bound again, in place (schedules and callbacks that hold it
+        keep it), to the model's arrays, with its state as it was saved."""
+        self.__dict__.update(state)
+        opt, live = self.optimizer, self.model.parameters()
+        if isinstance(opt, Optimizer) and set(opt.param_names) <= set(live):
+            saved = opt.state_dict()
+            opt.__init__({name: live[name] for name in opt.param_names}, **opt.hyperparams)
+            opt.load_state_dict(saved)
 
     # -- checkpoints ----------------------------------------------------------------------------
 
