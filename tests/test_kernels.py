@@ -291,10 +291,10 @@ def test_environment_forces_reference(monkeypatch):
 
 def test_unavailable_kernels_warn_once_and_fall_back(monkeypatch):
     monkeypatch.delenv(kernels.ENV, raising=False)
-    monkeypatch.setattr(kernels, "_tried", True)
-    monkeypatch.setattr(kernels, "_module", None)
-    monkeypatch.setattr(kernels, "_reason", "the extension did not import (test)")
-    monkeypatch.setattr(kernels, "_warned", False)
+    monkeypatch.setattr(kernels.extension, "_tried", True)
+    monkeypatch.setattr(kernels.extension, "_module", None)
+    monkeypatch.setattr(kernels.extension, "_reason", "the extension did not import (test)")
+    monkeypatch.setattr(kernels.extension, "_warned", False)
     with pytest.warns(RuntimeWarning, match=r"^rnnkit: the extension did not import \(test\); "):
         layer = rnnkit.LSTM(2, 3)
     assert layer.time_loop.name == "numpy"
@@ -310,7 +310,7 @@ def test_unavailable_kernels_warn_once_and_fall_back(monkeypatch):
 
 
 def test_thread_settings(monkeypatch):
-    monkeypatch.setattr(kernels, "_max_threads", None)
+    monkeypatch.setattr(kernels.extension, "_max_threads", None)
     monkeypatch.setenv(kernels.ENV_THREADS, "3")
     assert kernels.get_num_threads() == 3
     assert kernels.threads_for(B=64, work=10**9) == 3
@@ -321,7 +321,7 @@ def test_thread_settings(monkeypatch):
     assert kernels.threads_for(B=64, work=10**9) == 1
     with pytest.raises(ValueError, match="n must be a positive int or None, got 0"):
         kernels.set_num_threads(0)
-    monkeypatch.setattr(kernels, "_max_threads", None)
+    monkeypatch.setattr(kernels.extension, "_max_threads", None)
     monkeypatch.setenv(kernels.ENV_THREADS, "many")
     with pytest.raises(ValueError, match="RNNKIT_NUM_THREADS must be a positive integer"):
         kernels.get_num_threads()

@@ -125,7 +125,7 @@ def test_threads_split_the_batch(native, monkeypatch, kind, dtype):
     P = kernel.prepare(params)
 
     def run(threads):
-        monkeypatch.setattr(kernels, "threads_for", lambda B, work: threads)
+        monkeypatch.setattr(kernels.extension, "threads_for", lambda B, work: threads)
         states, saved = kernel.forward(xg, state0, P, mask)
         da, dgh, dstate0 = kernel.backward(dhs, dstate_T, states, state0, saved, P, mask)
         return [*states, *saved, da, *dstate0, *([] if dgh is None else [dgh])]

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.runtime import kernels, workspace
+from rnnkit.runtime import workspace
+from rnnkit.runtime.kernels import extension
 
 #: Multiply-adds worth a second thread: a product splits its rows between threads with no
 #: synchronisation, so threads pay off much earlier than in the time loops.
@@ -44,7 +45,7 @@ def covers(
     """Whether the kernel computes a product of these operands (2-D, float32 or float64, one
     dtype, non-empty, contiguous rows; a contiguous bias and a contiguous, writable row_sums
     of the same dtype)."""
-    if kernels.native() is None or a.ndim != 2 or b.ndim != 2:
+    if extension.native() is None or a.ndim != 2 or b.ndim != 2:
         return False
     if a.dtype not in _REALS or b.dtype != a.dtype or not (a.size and b.size):
         return False
@@ -63,7 +64,7 @@ def worth_it(M: int, K: int, N: int) -> bool:
 
 def threads_for(work: int) -> int:
     """Threads for a product of ``work`` multiply-adds."""
-    return max(1, min(kernels.get_num_threads(), work // MIN_WORK_PER_THREAD))
+    return max(1, min(extension.get_num_threads(), work // MIN_WORK_PER_THREAD))
 
 
 def matmul(
@@ -112,5 +113,5 @@ def matmul(
             A.sum(axis=1, out=row_sums)
         return out
     out = workspace.empty((M, N), a.dtype)
-    kernels.native().gemm(a, trans_a, b, trans_b, bias, out, threads_for(M * K * N), row_sums)
+    extension.native().gemm(a, trans_a, b, trans_b, bias, out, threads_for(M * K * N), row_sums)
     return out

@@ -37,8 +37,8 @@ import numpy as np
 
 from rnnkit.cells import timeloop
 from rnnkit.cells.base import CellParams, TimeLoop
-from rnnkit.runtime import kernels, workspace
-from rnnkit.runtime.kernels import gemm
+from rnnkit.runtime import workspace
+from rnnkit.runtime.kernels import extension, gemm
 
 
 class Prepared(NamedTuple):
@@ -52,7 +52,7 @@ class Prepared(NamedTuple):
 
 def has_loops(kernel: str | None) -> bool:
     """Whether the extension has forward and backward loops named for ``kernel``."""
-    module = kernels.native()
+    module = extension.native()
     return (
         kernel is not None
         and module is not None
@@ -88,20 +88,20 @@ def _shape(dims: str, T: int, B: int, H: int) -> tuple[int, ...]:
 def _call(name: str, named: dict[str, Any], T: int, B: int, H: int, dt: np.dtype) -> dict:
     """Call the extension's loop ``name`` with the arrays of ``named`` in its order, allocating
     its outputs; returns the outputs by name."""
-    module = kernels.native()
+    module = extension.native()
     args, out = [], {}
     G = None
     for arg, dims, role in module.LOOPS[name]:
         if role == "out":
             a = out[arg] = workspace.empty(_shape(dims, T, B, H), dt)
         elif role == "mask":
-            a = kernels.mask2d(named.get("mask"), T, B)
+            a = extension.mask2d(named.get("mask"), T, B)
         else:
             a = np.ascontiguousarray(named[arg], dtype=dt)
             if role == "weights":
                 G = a.shape[0]
         args.append(a)
-    getattr(module, name)(*args, kernels.threads_for(B, T * B * (G or H) * H))
+    getattr(module, name)(*args, extension.threads_for(B, T * B * (G or H) * H))
     return out
 
 
@@ -116,7 +116,7 @@ def forward(
     """The forward time loop; see :class:`~rnnkit.cells.TimeLoop`."""
     T, B, G = xg.shape
     H = state0[0].shape[-1]
-    if not kernels.covers(xg.dtype, (T, B, H), reg):
+    if not extension.covers(xg.dtype, (T, B, H), reg):
         return timeloop.forward(cell.equations, xg, state0, P.reference, mask, reg)
     dt = xg.dtype
     b_hh = np.zeros(G, dtype=dt) if P.b_hh is None else P.b_hh
@@ -141,10 +141,10 @@ def backward(
     """The backward time loop (BPTT); see :class:`~rnnkit.cells.TimeLoop`."""
     T, B, H = dhs.shape
     dt = saved[0].dtype if saved else dhs.dtype
-    if not kernels.covers(dt, (T, B, H), reg):
+    if not extension.covers(dt, (T, B, H), reg):
         args = (dhs, dstate_T, states, state0, saved, P.reference, mask, reg)
         return timeloop.backward(cell.equations, *args)
-    module, names = kernels.native(), cell.state_names
+    module, names = extension.native(), cell.state_names
     saved_names = [
         arg
         for arg, _, role in module.LOOPS[f"{cell.kernel}_forward"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnkit.runtime import kernels
+from rnnkit.runtime.kernels import extension
 
 #: The most stacked layers a plan runs (the extension holds 4 parameter buffers per layer).
 MAX_LAYERS = 4
@@ -28,7 +28,7 @@ MAX_LAYERS = 4
 def cell_code(cell: Any) -> int | None:
     """The extension's code of a cell (the position of its kernel name in ``_native.CELLS``), or
     None for a cell it does not know."""
-    module = kernels.native()
+    module = extension.native()
     kernel = getattr(cell, "kernel", None)
     if module is None or kernel not in module.CELLS:
         return None
@@ -48,4 +48,4 @@ def plan_for(layer: Any) -> Any:
     ):
         return None
     weights = tuple(w for n in range(layer.num_layers) for w in layer.cell_params(n, 0))
-    return kernels.native().StepPlan(code, weights)
+    return extension.native().StepPlan(code, weights)
