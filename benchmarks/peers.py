@@ -5,7 +5,7 @@ layout, gates LSTM i|f|g|o, GRU r|z|n reset-after) and runs one problem, a singl
 unidirectional RNN (tanh), LSTM or GRU over x (T, B, D) from a zero state:
 
 - ``rnnkit``: the layer, with its default time loops (compiled where the extension has the cell);
-- ``numpy-ref``: the same layer with the NumPy reference loops (``rnnkit.cells.loop``);
+- ``numpy-ref``: the same layer with the NumPy reference loops (``rnnkit.cells.timeloop``);
 - ``torch``: ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (and ``RNNCell`` / ... for streaming);
 - ``jax``: the same equations written with ``lax.scan``, jit-compiled ahead of the timing,
   gradients by ``jax.vjp``;
@@ -90,8 +90,8 @@ def rnnkit_layer(cell: str, D: int, H: int, dtype: Any, seed: int = 0) -> Any:
 
 
 def loops_of(layer: Any) -> str:
-    """Which time loops a layer's cell runs: ``compiled`` or ``numpy``."""
-    return layer.cell.recurrence.name
+    """Which time loops a layer runs: ``compiled`` or ``numpy``."""
+    return layer.time_loop.name
 
 
 def _state_tuple(state: Any) -> tuple[Any, ...]:
@@ -136,12 +136,10 @@ class RnnkitRunner(Runner):
 
 
 def _rnnkit(problem: Problem, params: dict, x: np.ndarray, R: np.ndarray, reference: bool):
-    from rnnkit.cells.base import numpy_recurrence
-
     layer = rnnkit_layer(problem.cell, problem.D, problem.H, x.dtype)
     layer.load_state_dict(params)
     if reference:
-        layer.cell.recurrence = numpy_recurrence(layer.cell.step_equations)
+        layer.time_loop = layer.cell.reference_loop()
     return RnnkitRunner(layer, x, R)
 
 

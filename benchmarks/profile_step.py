@@ -2,8 +2,9 @@
 loops, the forward loop, the backward loop and the rest (float32, T = 100).
 
 Runs ``--steps`` forward + backward passes of one layer under ``cProfile`` after warm-up steps
-(the large arrays recycled by :mod:`rnnkit.runtime.workspace`, as always) and prints the milliseconds
-per step of the extension's functions and of everything else.
+(the large arrays recycled by :mod:`rnnkit.runtime.workspace`, as always) and prints which time
+loops the layer chose (``layer.time_loop.name``) and the milliseconds per step of the extension's
+functions and of everything else.
 
 Run from the repository root::
 
@@ -57,7 +58,10 @@ def main(argv: list[str] | None = None) -> None:
         ):
             short = name.split(".")[-1].rstrip(">}")
             native[short] = native.get(short, 0.0) + entry[2]
-    print(f"{args.cell} B={B} D={D} H={H}: {total / args.steps * 1e3:.2f} ms per step")
+    loops = layer.time_loop.name
+    print(
+        f"{args.cell} ({loops} loops) B={B} D={D} H={H}: {total / args.steps * 1e3:.2f} ms per step"
+    )
     for name, seconds in sorted(native.items(), key=lambda kv: -kv[1]):
         print(f"  {name:24s} {seconds / args.steps * 1e3:7.2f} ms")
     rest = total - sum(native.values())

@@ -688,8 +688,8 @@ def header(s: Settings) -> list[str]:
             if s.keep_freed_memory
             else "glibc's defaults (freed arrays go back to the system; see --keep-freed-memory)"
         )
-        + f"; rnnkit's workspace recycles its large arrays (limit {rnnkit.runtime.workspace.limit() >> 20}"
-        " MiB, rnnkit.runtime.workspace)",
+        + "; rnnkit's workspace recycles its large arrays (limit "
+        f"{rnnkit.runtime.workspace.limit() >> 20} MiB, rnnkit.runtime.workspace)",
         f"timing: median of blocks alternating over {s.rounds} rounds, each block about "
         f"{s.block_target} s after a warm-up (one untimed call per implementation and "
         f"configuration first); ratio = rnnkit / peer (< 1: rnnkit faster)",
