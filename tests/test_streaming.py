@@ -10,8 +10,10 @@ import copy
 import numpy as np
 import pytest
 
+import rnnkit
 from conftest import KINDS, as_tuple, assert_close, make_layer, state_like
 from rnnkit.runtime import kernels
+from rnnkit.runtime.kernels import loops
 from rnnkit.runtime.kernels import step as kstep
 
 RTOL = {np.float64: 1e-12, np.float32: 2e-5}
@@ -49,7 +51,7 @@ def _check_stream(layer, T, B, rng, with_state=True):
 def test_compiled_step_matches_the_sequence(compiled_layers, kind, dtype, L, B, D, H, rng):
     layer = make_layer(kind, D, H, L, dtype=dtype, dropout=0.3)
     _check_stream(layer, 6, B, rng)
-    assert layer._step_plan is not None  # the compiled step ran
+    assert layer.step_plan is not None  # the compiled step ran
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -63,14 +65,14 @@ def test_compiled_step_every_instruction_set(compiled_layers, every_isa, dtype, 
             for D, H in [(37, 21), (64, 64)]:
                 layer = make_layer(kind, D, H, 2, dtype=dtype)
                 _check_stream(layer, 4, 2, rng)
-                assert layer._step_plan is not None
+                assert layer.step_plan is not None
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_compiled_step_without_bias_and_initial_state(compiled_layers, kind, rng):
     layer = make_layer(kind, 7, 6, 2, bias=False)
     _check_stream(layer, 5, 2, rng, with_state=False)
-    assert layer._step_plan is not None
+    assert layer.step_plan is not None
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -78,7 +80,7 @@ def test_reference_step_matches_the_sequence(kind, rng, monkeypatch):
     monkeypatch.setenv(kernels.ENV, "numpy")
     layer = make_layer(kind, 4, 5, 2)
     _check_stream(layer, 5, 3, rng)
-    assert layer._step_plan is None
+    assert layer.step_plan is None
 
 
 @pytest.mark.parametrize(
@@ -90,14 +92,14 @@ def test_what_the_plan_leaves_out_takes_the_reference(options, rng):
     L = options.pop("num_layers", 1)
     layer = make_layer(kind, 3, 4, L, **options)
     _check_stream(layer, 4, 2, rng)
-    assert layer._step_plan is None
+    assert layer.step_plan is None
 
 
 def test_the_plan_follows_in_place_updates(compiled_layers, rng):
     layer = make_layer("lstm", 3, 4)
     x = rng.standard_normal((1, 3))
     y0, _ = layer.step(x)
-    assert layer._step_plan is not None
+    assert layer.step_plan is not None
     for value in layer.parameters().values():
         value *= 1.5  # as an optimiser does: in place
     layer.eval()
@@ -114,14 +116,14 @@ def test_copies_get_their_own_plan(compiled_layers, rng):
     layer = make_layer("gru_after", 3, 4)
     x = rng.standard_normal((2, 3))
     y, _ = layer.step(x)
-    assert layer._step_plan is not None
+    assert layer.step_plan is not None
     twin = copy.deepcopy(layer)
-    assert twin.time_loop.name == "compiled" and "_step_plan" not in vars(twin)
+    assert twin.time_loop.name == "compiled" and twin.step_plan is None
     for value in twin.parameters().values():
         value[...] = 0.0
     np.testing.assert_array_equal(layer.step(x)[0], y)
     np.testing.assert_array_equal(twin.step(x)[0], np.zeros_like(y))
-    assert twin._step_plan is not None and twin._step_plan is not layer._step_plan
+    assert twin.step_plan is not None and twin.step_plan is not layer.step_plan
 
 
 def test_layouts_the_fast_path_refuses_are_converted(compiled_layers, rng):
@@ -133,7 +135,7 @@ def test_layouts_the_fast_path_refuses_are_converted(compiled_layers, rng):
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(h1, h_ref)
     np.testing.assert_array_equal(c1, c_ref)
-    assert layer._step_plan is not None
+    assert layer.step_plan is not None
 
 
 @pytest.mark.parametrize("path", ["compiled", "numpy"])
@@ -205,3 +207,22 @@ def test_sequence_model_step_refuses_whole_sequence_pooling():
     model = rnnkit.SequenceRegressor(3, 4, pooling="mean", seed=0)
     with pytest.raises(ValueError, match='step\\(\\) needs pooling "last" or None'):
         model.step(np.zeros((1, 3), np.float32))
+
+
+def test_replacing_the_time_loop_replaces_the_step_plan():
+    """The compiled step follows the layer's time loop: after ``layer.time_loop`` is set to the
+    reference loops, ``step`` runs the reference path, and back."""
+    if kernels.native() is None:
+        pytest.skip("the compiled extension is not available")
+    layer = rnnkit.LSTM(3, 4, dtype=np.float64, seed=0)
+    compiled = layer.time_loop = loops.compiled_loop(layer.cell)
+    x = np.random.default_rng(0).normal(size=(2, 3))
+    y, _ = layer.step(x)
+    assert layer.step_plan is not None
+    layer.time_loop = layer.cell.reference_loop()
+    y_ref, _ = layer.step(x)
+    assert layer.step_plan is None
+    np.testing.assert_allclose(y_ref, y, rtol=1e-13)
+    layer.time_loop = compiled
+    layer.step(x)
+    assert layer.step_plan is not None

@@ -106,15 +106,20 @@ def array(
     return value
 
 
+def regular_array(value: Any, expected: str) -> np.ndarray:
+    """``np.asarray(value)``, or TypeError "<expected>, got a <type> that is not a regular
+    array" for a ragged nesting of sequences."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{expected}, got a {type(value).__name__} that is not a regular array"
+        ) from None
+
+
 def lengths(value: Any, T: int, B: int) -> np.ndarray:
     """Valid steps per sequence: integers in [0, T], shape (B,)."""
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError):  # a ragged nesting of sequences
-        raise TypeError(
-            f"lengths must be an integer array of shape ({B},), got a {type(value).__name__} "
-            "that is not a regular array"
-        ) from None
+    arr = regular_array(value, f"lengths must be an integer array of shape ({B},)")
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"lengths must be an integer array of shape ({B},), got dtype {arr.dtype}")
     if arr.shape != (B,):

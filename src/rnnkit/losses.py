@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit._checks import FLOAT_DTYPES, fmt_shape
+from rnnkit._checks import FLOAT_DTYPES, fmt_shape, regular_array
 
 REDUCTIONS = ("mean", "sum")
 
@@ -398,13 +398,7 @@ def _float_array(name: str, value: Any) -> np.ndarray:
 
 def _real_array(name: str, value: Any) -> np.ndarray:
     """``value`` as an array of finite real numbers (bool, int or float)."""
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError):  # a ragged nesting of sequences
-        raise TypeError(
-            f"{name} must be an array of real numbers, got a {type(value).__name__} "
-            "that is not a regular array"
-        ) from None
+    arr = regular_array(value, f"{name} must be an array of real numbers")
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
     _check_finite(name, arr)

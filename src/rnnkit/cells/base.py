@@ -51,6 +51,7 @@ Shapes: T = time steps, B = batch, D = input size, H = hidden size, G = number o
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import partial
 from typing import Any, ClassVar, NamedTuple
@@ -184,8 +185,14 @@ class Cell:
         return Cell.registry[name]
 
     def options(self) -> dict[str, Any]:
-        """The cell's constructor arguments, by name (a cell without options: empty)."""
-        return {}
+        """The cell's constructor arguments, by name, read from the attributes of the same names
+        (a cell keeps each option as ``self.<name>``); a cell without options: empty."""
+        params = inspect.signature(type(self).__init__).parameters.values()
+        return {
+            p.name: getattr(self, p.name)
+            for p in list(params)[1:]
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
 
     @property
     def kernel(self) -> str | None:

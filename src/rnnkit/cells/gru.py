@@ -204,9 +204,6 @@ class GRUCell(StepCell):
     def __init__(self, reset: str = "after") -> None:
         self.reset = _checks.choice("reset", reset, RESETS)
 
-    def options(self) -> dict[str, str]:
-        return {"reset": self.reset}
-
     @property
     def equations(self) -> StepEquations:
         return EQUATIONS[self.reset]

@@ -101,9 +101,6 @@ class RNNCell(StepCell):
     def __init__(self, nonlinearity: str = "tanh") -> None:
         self.nonlinearity = _checks.choice("nonlinearity", nonlinearity, NONLINEARITIES)
 
-    def options(self) -> dict[str, str]:
-        return {"nonlinearity": self.nonlinearity}
-
     @property
     def kernel(self) -> str:
         return f"rnn_{self.nonlinearity}"

@@ -433,12 +433,13 @@ class Recurrent(Module):
             ValueError: for a bidirectional layer (its reverse direction needs the whole
                 sequence), and for inputs or states of the wrong shape, dtype, or not finite.
         """
-        plan = self.__dict__.get("_step_plan", self)  # self: not made yet
-        if plan is self:
+        made = self.__dict__.get("_step_plan")  # (the time loop it was made for, the plan)
+        if made is None or made[0] is not self.time_loop:
             from rnnkit.runtime.kernels.step import plan_for
 
-            plan = plan_for(self)
-            object.__setattr__(self, "_step_plan", plan)
+            made = (self.time_loop, plan_for(self))  # made again when time_loop is replaced
+            object.__setattr__(self, "_step_plan", made)
+        plan = made[1]
         if plan is not None and type(x) is np.ndarray and x.ndim == 2:
             try:  # the fast path: the extension checks shapes and dtypes itself
                 return self._step_compiled(plan, x, state)
@@ -461,6 +462,13 @@ class Recurrent(Module):
         finally:
             self.training = training
         return y[:, 0] if self.batch_first else y[0], state_T
+
+    @property
+    def step_plan(self) -> Any:
+        """The compiled plan :meth:`step` runs (see :mod:`rnnkit.runtime.kernels.step`), or None:
+        the reference path, or no step taken yet since the layer's :attr:`time_loop` was set."""
+        made = self.__dict__.get("_step_plan")
+        return None if made is None or made[0] is not self.time_loop else made[1]
 
     def _step_compiled(self, plan: Any, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         shape = self._state_shape(x.shape[0])

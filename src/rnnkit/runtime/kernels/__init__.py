@@ -16,7 +16,8 @@ made. It reads the environment variable ``RNNKIT_KERNELS``:
 - unset or ``auto``: the compiled loops when the extension loads and has the cell's loops, else
   the NumPy loops (with a one-line :class:`RuntimeWarning`, once per process, when the extension
   does not load);
-- ``compiled``: the compiled loops, or ``RuntimeError`` saying why they are unavailable;
+- ``compiled``: the compiled loops, or ``RuntimeError`` saying why the extension is unavailable
+  (a cell whose loops the extension does not have, such as one of your own, runs the NumPy ones);
 - ``numpy``: the NumPy reference loops.
 
 Threads: the rows of a batch are independent, so the compiled loops can split the batch
