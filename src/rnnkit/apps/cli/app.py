@@ -1,4 +1,4 @@
-"""The ``rnnkit`` command: the group, the options every training command shares, and the error
+"""The ``rnnkit`` command: the group, the run a training command writes, and the error
 handling that turns bad input into one line on stderr and exit code 2."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from rnnkit.apps.cli.options import pop_run_options
 from rnnkit.apps.cli.runs import CLIError, RunFolder, read_config, resolve
 
 EXIT_BAD_INPUT = 2
@@ -36,65 +37,22 @@ def cli() -> None:
     """
 
 
-def run_options(func: Callable) -> Callable:
-    """The options of every training command: run folder, config, seed, verbosity."""
-    options = [
-        click.option("--name", help="Run name: the folder runs/<name>/ (default: task and time)."),
-        click.option(
-            "--runs-dir",
-            default="runs",
-            show_default=True,
-            type=click.Path(),
-            help="Where run folders go.",
-        ),
-        click.option(
-            "--config",
-            "config_file",
-            type=click.Path(dir_okay=False),
-            help="A TOML file of options ([<task>.train] table or top-level keys); "
-            "flags given on the command line override it.",
-        ),
-        click.option("--seed", type=int, help="Random seed (weights, batches, dropout)."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress output."),
-        click.option("--overwrite", is_flag=True, help="Replace an existing run folder."),
-        click.option(
-            "--resume",
-            is_flag=True,
-            help="Continue the interrupted run --name from its last checkpoint.",
-        ),
-        click.option(
-            "--no-plot",
-            is_flag=True,
-            help="Do not draw PNG plots (they need the 'plot' extra: pip install 'rnnkit[plot]').",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-RUN_OPTIONS = ("name", "runs_dir", "config_file", "seed", "quiet", "overwrite", "resume", "no_plot")
-
-
-def pop_run_options(kw: dict[str, Any]) -> dict[str, Any]:
-    """Take the options of :func:`run_options` out of a command's keyword arguments."""
-    return {k: kw.pop(k) for k in RUN_OPTIONS}
-
-
 def prepare_run(
     task: str,
     defaults: dict[str, Any],
-    flags: dict[str, Any],
-    common: dict[str, Any],
+    kw: dict[str, Any],
     paths: tuple[str, ...] = (),
-) -> tuple[RunFolder, dict[str, Any]]:
-    """The run folder and the resolved configuration of a training command; writes nothing
-    (the command checks its input, then writes inside ``with run.writing(config):``).
+) -> tuple[RunFolder, dict[str, Any], dict[str, Any]]:
+    """The run folder, the resolved configuration and the options of
+    :func:`~rnnkit.apps.cli.options.run_options` of a training command, whose keyword arguments
+    ``kw`` are its flags and those options; writes nothing (the command checks its input, then
+    writes inside ``with run.writing(config):``).
 
     A new run resolves defaults < --config < flags, with the files named by the ``paths`` keys
     made absolute (so --resume and the other commands find them from any folder); --resume
     reads the stored config back, and only ``steps``/``epochs`` may change then.
     """
+    common = pop_run_options(kw)
     run = RunFolder.create(
         common["runs_dir"],
         common["name"],
@@ -102,7 +60,7 @@ def prepare_run(
         overwrite=common["overwrite"],
         resume=common["resume"],
     )
-    flags = _absolute_paths(flags, paths)
+    flags = _absolute_paths(kw, paths)
     if common["resume"]:
         stored = run.config()
         given = {**flags, "seed": common["seed"]}
@@ -117,14 +75,15 @@ def prepare_run(
                 f"--resume continues {run.final} with its stored config; only --steps/--epochs "
                 f"may change (got {got})"
             )
-        return run, resolve(defaults, stored, {k: flags.get(k) for k in ("steps", "epochs")})
+        config = resolve(defaults, stored, {k: flags.get(k) for k in ("steps", "epochs")})
+        return run, config, common
     from_file = {}
     if common["config_file"]:
         from_file = read_config(common["config_file"], f"{task}.train", defaults)
     config = resolve(defaults, from_file, flags)
     if common["seed"] is not None:
         config["seed"] = common["seed"]
-    return run, _absolute_paths(config, paths)
+    return run, _absolute_paths(config, paths), common
 
 
 def _absolute_paths(values: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:

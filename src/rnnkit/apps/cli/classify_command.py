@@ -7,14 +7,8 @@ from typing import Any
 
 import click
 
-from rnnkit.apps.cli.app import (
-    cli,
-    handle_errors,
-    pop_run_options,
-    prepare_run,
-    report,
-    run_options,
-)
+from rnnkit.apps.cli.app import cli, handle_errors, prepare_run, report
+from rnnkit.apps.cli.options import run_dir_option, run_options
 from rnnkit.apps.cli.runs import MODEL, CLIError, RunFolder, draw_plot
 
 DEFAULTS: dict[str, Any] = {
@@ -157,9 +151,8 @@ def classify_train(train_path: str | None, test_path: str | None, **kw: Any) -> 
     save the model and a confusion-matrix plot in the run folder."""
     from rnnkit.apps.classify import RNNClassifier
 
-    common = pop_run_options(kw)
     kw["train"], kw["test"] = train_path, test_path
-    run, config = prepare_run("classify", DEFAULTS, kw, common, paths=("train", "test"))
+    run, config, common = prepare_run("classify", DEFAULTS, kw, paths=("train", "test"))
     quiet = common["quiet"]
     # Everything the user gave is checked before the run folder is touched.
     train = load_dataset(config["train"], config["label"])
@@ -203,13 +196,7 @@ def classify_train(train_path: str | None, test_path: str | None, **kw: Any) -> 
 
 
 @classify.command("eval")
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="The run folder of a trained classifier.",
-)
+@run_dir_option("The run folder of a trained classifier.")
 @click.option(
     "--test",
     "test_path",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import click
 import numpy as np
 
 from rnnkit.apps.cli.app import cli, handle_errors
+from rnnkit.apps.cli.options import count_option, run_dir_option
 from rnnkit.apps.cli.runs import MODEL, RunFolder
 
 #: The cells of ``gradient-flow``, and how the table and the plot name them.
@@ -37,6 +39,13 @@ def _parse_forget_bias(ctx: click.Context, param: click.Parameter, value: str) -
         raise click.BadParameter(f"expected a number or 'pytorch', got {value!r}") from None
 
 
+def _out_option(default: str, help: str) -> Callable:
+    """``--out FILE``, where a command writes its plot."""
+    return click.option(
+        "--out", default=default, show_default=True, type=click.Path(dir_okay=False), help=help
+    )
+
+
 def _plot_hint() -> None:
     from rnnkit.apps import plots
 
@@ -54,34 +63,10 @@ def diagnose() -> None:
 
 
 @diagnose.command("gradient-flow")
-@click.option(
-    "--length",
-    default=100,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Time steps T between the first input and the loss.",
-)
-@click.option(
-    "--hidden-size",
-    default=64,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Hidden units H.",
-)
-@click.option(
-    "--input-size",
-    default=8,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Input features D (random normal inputs).",
-)
-@click.option(
-    "--batch-size",
-    default=16,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Random sequences averaged over.",
-)
+@count_option("--length", 100, "Time steps T between the first input and the loss.")
+@count_option("--hidden-size", 64, "Hidden units H.")
+@count_option("--input-size", 8, "Input features D (random normal inputs).")
+@count_option("--batch-size", 16, "Random sequences averaged over.")
 @click.option(
     "--cells",
     default="rnn,lstm,gru",
@@ -97,20 +82,8 @@ def diagnose() -> None:
     help="The LSTM's forget-gate bias (1.0: the classic choice, Keras's default), or "
     "'pytorch' for PyTorch's default initialisation, whose forget gates start near 0.5.",
 )
-@click.option(
-    "--seeds",
-    default=3,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Independent initialisations; the curves are averaged over them.",
-)
-@click.option(
-    "--out",
-    default="gradient_flow.png",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Where to write the plot (PNG).",
-)
+@count_option("--seeds", 3, "Independent initialisations; the curves are averaged over them.")
+@_out_option("gradient_flow.png", "Where to write the plot (PNG).")
 @click.option(
     "--csv",
     "csv_path",
@@ -182,13 +155,7 @@ def gradient_flow(
 
 
 @diagnose.command("activations")
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="The run folder of a trained character language model.",
-)
+@run_dir_option("The run folder of a trained character language model.")
 @click.option(
     "--text",
     required=True,
@@ -200,20 +167,10 @@ def gradient_flow(
     type=int,
     help="Which recurrent layer, 0 = the bottom (as in weight_ih_l0).  [default: the top]",
 )
-@click.option(
-    "--units",
-    default=32,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="How many units to draw (the first ones); the statistics cover them all.",
+@count_option(
+    "--units", 32, "How many units to draw (the first ones); the statistics cover them all."
 )
-@click.option(
-    "--out",
-    default="activations.png",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Where to write the heatmaps (PNG).",
-)
+@_out_option("activations.png", "Where to write the heatmaps (PNG).")
 @handle_errors
 def activations(run_dir: str, text: str, num_layer: int | None, units: int, out: str) -> None:
     """Heatmaps of the hidden state and the gates of a trained language model over a text.

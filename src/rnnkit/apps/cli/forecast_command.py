@@ -8,14 +8,8 @@ from typing import Any
 import click
 import numpy as np
 
-from rnnkit.apps.cli.app import (
-    cli,
-    handle_errors,
-    pop_run_options,
-    prepare_run,
-    report,
-    run_options,
-)
+from rnnkit.apps.cli.app import cli, handle_errors, prepare_run, report
+from rnnkit.apps.cli.options import count_option, run_dir_option, run_options
 from rnnkit.apps.cli.runs import MODEL, CLIError, RunFolder, draw_plot
 
 DEFAULTS: dict[str, Any] = {
@@ -142,9 +136,8 @@ def forecast_train(csv_path: str | None, **kw: Any) -> None:
     baselines; save the model, the forecast (CSV) and a plot in the run folder."""
     from rnnkit.apps.forecast import RNNForecaster
 
-    common = pop_run_options(kw)
     kw["csv"] = csv_path
-    run, config = prepare_run("forecast", DEFAULTS, kw, common, paths=("csv",))
+    run, config, common = prepare_run("forecast", DEFAULTS, kw, paths=("csv",))
     quiet = common["quiet"]
     # Everything the user gave is checked before the run folder is touched.
     series = _load(config["csv"], config["target"], config["date"], config["interpolate"])
@@ -195,13 +188,7 @@ def forecast_train(csv_path: str | None, **kw: Any) -> None:
 
 
 @forecast.command("predict")
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="The run folder of a trained forecaster.",
-)
+@run_dir_option("The run folder of a trained forecaster.")
 @_series_options
 @click.option("--horizon", type=click.IntRange(min=1), help="Steps ahead (default: the model's).")
 @handle_errors
@@ -243,13 +230,7 @@ def _run_series(
 
 
 @forecast.command("backtest")
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="A forecast run folder: its settings (and by default its CSV) are used.",
-)
+@run_dir_option("A forecast run folder: its settings (and by default its CSV) are used.")
 @_series_options
 @click.option(
     "--initial",
@@ -257,13 +238,7 @@ def _run_series(
     type=click.IntRange(min=2),
     help="Points the model is fitted on before the first forecast origin.",
 )
-@click.option(
-    "--step",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Points between forecast origins.",
-)
+@count_option("--step", 1, "Points between forecast origins.")
 @click.option("--folds", type=click.IntRange(min=1), help="At most this many origins.")
 @click.option("--refit", is_flag=True, help="Refit at every origin (slow) instead of once.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")

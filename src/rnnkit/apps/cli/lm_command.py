@@ -8,15 +8,8 @@ from typing import Any
 
 import click
 
-from rnnkit.apps.cli.app import (
-    EXIT_INTERRUPTED,
-    cli,
-    handle_errors,
-    pop_run_options,
-    prepare_run,
-    report,
-    run_options,
-)
+from rnnkit.apps.cli.app import EXIT_INTERRUPTED, cli, handle_errors, prepare_run, report
+from rnnkit.apps.cli.options import count_option, run_dir_option, run_options
 from rnnkit.apps.cli.runs import CHECKPOINT, METRICS, MODEL, RunFolder, draw_training_curves
 from rnnkit.training import TrainingError
 
@@ -98,11 +91,8 @@ def lm_train(**kw: Any) -> None:
     from rnnkit.apps.lm import CharLM, perplexity
     from rnnkit.data.text import default_corpus, load_text
 
-    common = pop_run_options(kw)
-    flags = {k: (list(v) if k == "text" else v) for k, v in kw.items()}
-    if not flags["text"]:
-        flags["text"] = None
-    run, config = prepare_run("lm", DEFAULTS, flags, common, paths=("text",))
+    kw["text"] = list(kw["text"]) or None
+    run, config, common = prepare_run("lm", DEFAULTS, kw, paths=("text",))
     quiet = common["quiet"]
     # Everything the user gave is checked before the run folder is touched.
     text = load_text(config["text"]) if config["text"] else default_corpus()
@@ -167,21 +157,9 @@ def _last_checkpoint(run: RunFolder) -> str:
 
 
 @lm.command("sample")
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="The run folder of a trained language model.",
-)
+@run_dir_option("The run folder of a trained language model.")
 @click.option("--prime", default="", show_default=True, help="Text to start from.")
-@click.option(
-    "--length",
-    default=300,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Characters to generate.",
-)
+@count_option("--length", 300, "Characters to generate.", min=0)
 @click.option(
     "--temperature",
     default=1.0,
@@ -204,13 +182,7 @@ def lm_sample(
 
 
 @lm.command("eval")
-@click.option(
-    "--run",
-    "run_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="The run folder of a trained language model.",
-)
+@run_dir_option("The run folder of a trained language model.")
 @click.option(
     "--text",
     required=True,
