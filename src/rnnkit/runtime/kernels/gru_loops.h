@@ -3,7 +3,7 @@
  *
  * A template: variant.h includes it with REAL, SUF, SIGMOID, TANH, VB and MR defined, after
  * microkernel.h and loop_parts.h. The equations, and the layout of the states and the saved
- * values, are those of the NumPy reference, rnnkit/cells/gru.py and rnnkit/cells/loop.py:
+ * values, are those of the NumPy reference, rnnkit/cells/gru.py and rnnkit/cells/timeloop.py:
  * gates (T, B, 3H) hold the activated r, z, n, and for reset "after" hn (T, B, H) holds
  * W_hn h_prev + b_hn; at a masked step they still hold the step's candidate values while h is
  * carried.

@@ -2,7 +2,7 @@
  *
  * A template: variant.h includes it with REAL, SUF, SIGMOID, TANH, VB and MR defined, after
  * microkernel.h and loop_parts.h. The equations, and the layout of the states and the saved
- * values, are those of the NumPy reference, rnnkit/cells/lstm.py and rnnkit/cells/loop.py:
+ * values, are those of the NumPy reference, rnnkit/cells/lstm.py and rnnkit/cells/timeloop.py:
  * gates (T, B, 4H) hold the activated i, f, g, o, tanh_c (T, B, H) holds tanh(c~), and at a
  * masked step both still hold the step's candidate values while h and c are carried.
  *

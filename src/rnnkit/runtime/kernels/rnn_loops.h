@@ -3,7 +3,7 @@
  *
  * A template: variant.h includes it with REAL, SUF, TANH, VB and MR defined, after
  * microkernel.h and loop_parts.h. The equations, and the layout of the states and the saved
- * values, are those of the NumPy reference, rnnkit/cells/rnn.py and rnnkit/cells/loop.py:
+ * values, are those of the NumPy reference, rnnkit/cells/rnn.py and rnnkit/cells/timeloop.py:
  * h_cand (T, B, H) holds each step's update h~ = phi(xg_t + h_prev W_hh^T), also at a masked
  * step, where h is carried; the backward pass reads phi' from it.
  *
