@@ -10,6 +10,9 @@ the equations in its docstring are derived from the cell (see :meth:`Recurrent._
 Which time loops run the cells (compiled or NumPy) is chosen once, when the layer is made, by
 :func:`rnnkit.runtime.kernels.time_loop`; it is the layer's :attr:`Recurrent.time_loop`.
 
+(Over 500 lines because :class:`Recurrent` is one driver: construction, the forward and
+backward passes over layers and directions, and the streaming step share its checks and state.)
+
 Shapes: T = time steps, B = batch, D = input size, H = hidden size,
 L = num_layers, K = number of directions (1 or 2), G = number of gates of the cell.
 """

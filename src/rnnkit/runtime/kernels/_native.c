@@ -1,5 +1,9 @@
 /* rnnkit.runtime.kernels._native: compiled time loops of the recurrent cells.
  *
+ * (Over 500 lines because it is the module's one translation unit: the argument checking shared by
+ * every loop, the table of loop functions, the matrix-product and vmath entry points and the module
+ * set-up; the loops themselves live in the *_loops.h headers.)
+ *
  * Written against the CPython C API and the buffer protocol only (no NumPy headers, no BLAS):
  * the Python side (rnnkit/runtime/kernels/) allocates every array, checks dtypes and makes inputs
  * C-contiguous; this module checks shapes again, releases the GIL and runs the loops.
