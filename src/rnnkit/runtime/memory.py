@@ -6,11 +6,8 @@ defaults the freed top of the heap is returned to the system, and arrays above t
 threshold are mapped and unmapped each time, so the next step touches fresh pages and pays a
 page fault per 4 KiB. rnnkit's own large arrays avoid this through :mod:`rnnkit.runtime.workspace`,
 which recycles them; this setting covers every other array of the process as well (NumPy's
-temporaries, the reference loops' arrays, an application's own). Measured on a 2-core machine,
-LSTM training steps at T = 100 in a plain script with the workspace off
-(``python benchmarks/bench_allocator.py``): B=16, D=32, H=64 2.71 -> 1.23 ms (871 faults per
-step -> 0); B=32, D=64, H=128 7.91 -> 5.57 ms; B=64, D=H=256 62.0 -> 51.7 ms; B=20, D=H=650
-126 -> 102 ms.
+temporaries, the reference loops' arrays, an application's own): even without the workspace
+it removes the page faults of a training step, and shortens it (``docs/performance.md``).
 
 :func:`keep_freed_memory` tells glibc's allocator to keep ``top_pad`` bytes of freed memory at
 the top of the heap (``mallopt(M_TOP_PAD)``) and to serve arrays up to 32 MiB from the heap

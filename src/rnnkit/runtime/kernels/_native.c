@@ -222,10 +222,10 @@ static const rk_variant *rk_active = NULL; /* chosen at import */
 /* Rows of the batch never interact, so a block of rows runs the whole time loop on one thread:
  * no synchronisation between time steps. The blocks are handed out on demand, and the calling
  * thread waits only for helpers that took one: a helper that starts late (waking an idle CPU
- * of a virtual machine was measured at up to a millisecond) or that the OS holds back takes
- * fewer blocks, or none, instead of delaying the call. The helpers start before the weights
- * are packed, so that their wake-up overlaps the packing. The team lives on the heap until its
- * last member has let go of it: a helper may wake after the call has returned. */
+ * of a virtual machine can take a millisecond: docs/performance.md) or that the OS holds
+ * back takes fewer blocks, or none, instead of delaying the call. The helpers start before the
+ * weights are packed, so that their wake-up overlaps the packing. The team lives on the heap
+ * until its last member has let go of it: a helper may wake after the call has returned. */
 typedef struct {
     rk_block_fn fn;
     const void *args;
@@ -286,12 +286,9 @@ static int rk_run(rk_block_fn fn, const void *args, int64_t B, int threads,
         threads = 1;
     /* one block of rows per thread. Each block runs the whole time loop and streams all of
      * W_hh through its core's cache at every step, so every further block costs one more pass
-     * over the weights: with blocks of 6 rows (four per thread, once chosen so that a late
-     * helper would leave little to wait for) the LSTM's loops, forward and backward on 2
-     * threads, took 135.7 ms at T=100, B=128, H=512 and 21.0 ms at B=64, H=256, against
-     * 117.1 and 18.6 ms with one block per thread (benchmarks/bench_recurrence.py; the GRU
-     * 100.5 -> 88.8 ms). A helper that arrives late still finds its block untaken, and the
-     * calling thread then runs it itself. */
+     * over the weights: smaller blocks (once chosen so that a late helper would leave little to
+     * wait for) measured slower (docs/performance.md). A helper that arrives late still finds
+     * its block untaken, and the calling thread then runs it itself. */
     int64_t rows = (B + threads - 1) / threads;
     return rk_run_blocks(fn, args, B, rows, threads, pack, w, H, packed);
 }
@@ -756,8 +753,8 @@ static PyObject *gemm(PyObject *self, PyObject *args)
     int failed;
     int t = k == 'f' ? 0 : 1;
     /* on more than one block, op(b) is packed once, while the helpers start; unless it is
-     * too large to stay in L3 (float64 (12800, 512) = 52 MB: measured 14% slower shared, each
-     * block's packing of one block of k at a time is then still in L2 when read) */
+     * too large to stay in L3: each block's packing of one block of k at a time is then still
+     * in L2 when read, and measured faster than sharing (docs/performance.md) */
     int share = most > 1 && rows < g.M &&
                 g.K * (g.N + 63) * (k == 'f' ? 4 : 8) <= RK_GEMM_SHARE_BYTES;
     Py_BEGIN_ALLOW_THREADS

@@ -21,26 +21,23 @@
  * whole tile; the tiles cut by the edges of c go through a small buffer, and a panel cut by
  * the last column runs only the vectors it needs (N = 650: 10 columns cost 1 vector, not 4).
  * The blocks of k have even lengths (K = 1000: 500 + 500, not 768 + 232). KC = 768 rather
- * than 512 (measured, bench_gemm.py): project at B20 D650 H650 (K = 650 in one block, c
- * written once) 450 -> 480 GFLOP/s, outer_sum at B128 D512 H512 (K = 12800) 410 -> 446;
- * but where op(a) is read in place (below), KC = 512 (outer_sum x at B16 D32 H64 ran 6-18%
- * slower with 768, if within this machine's noise at that size).
+ * than 512 (faster on the large products), but 512 where op(a) is read in place (below),
+ * where 768 ran no better (docs/performance.md).
  *
  * Where op(b) has at most RK_GEMM_DIRECT_PANELS panels (N <= 128 float32 with AVX-512: the
  * input gradient and the weight gradients of the smaller layers), each value of op(a) serves
- * one or two tiles: packing it would cost as much as those tiles' multiply-adds (measured: a
- * fifth of the time of dW (512, 64) = da^T x, one thread). The tiles then read op(a) where it is, MR
- * rows at a time (the MR values of a k are contiguous in a transposed a, and each row is a
- * stream the prefetcher follows in a); only a last sliver of fewer than MR rows is packed
- * (a tile reads MR rows, and the missing ones would be read past the end of a).
+ * one or two tiles: packing it would cost as much as those tiles' multiply-adds
+ * (docs/performance.md). The tiles then read op(a) where it is, MR rows at a time (the MR
+ * values of a k are contiguous in a transposed a, and each row is a stream the prefetcher
+ * follows in a); only a last sliver of fewer than MR rows is packed (a tile reads MR rows,
+ * and the missing ones would be read past the end of a).
  *
  * One call computes rows [i0, i1) of c: blocks of rows run on different threads with no
  * synchronisation. With more than one block, the entry point has op(b) packed whole, once,
- * before the blocks start (while the helper threads wake up), instead of once per block: on
- * a long K with few rows, outer_sum x at B32 D64 H128 (dW (512, 64), K = 3200) and B64 D256
- * H256 ran 6% and 9% faster so. Not beyond RK_GEMM_SHARE_BYTES (_native.c) of packed op(b),
- * nor on one thread: a single block packs op(b) a block of k at a time, fresh in L2 when its
- * tiles read it.
+ * before the blocks start (while the helper threads wake up), instead of once per block: a
+ * long K with few rows gains most (docs/performance.md). Not beyond RK_GEMM_SHARE_BYTES
+ * (_native.c) of packed op(b), nor on one thread: a single block packs op(b) a block of k at a
+ * time, fresh in L2 when its tiles read it.
  *
  * The row sums of op(a) (the bias gradient db beside dW = da^T x) are added up in double, as
  * each block of op(a) is packed, or just before the tiles read it in place: that block is
@@ -56,8 +53,8 @@
 #define RK_GEMM_KC_DIRECT 512 /* the same, where op(a) is read in place */
 #endif
 #ifndef RK_GEMM_AHEAD
-#define RK_GEMM_AHEAD 8 /* rows of a transposed a prefetched ahead of its packing (measured:
-                         * outer_sum x at B64 D256 H256 387 -> 419 GFLOP/s; 16 no better) */
+#define RK_GEMM_AHEAD 8 /* rows of a transposed a prefetched ahead of its packing: measured
+                         * faster, and 16 no better (docs/performance.md) */
 #endif
 #ifndef RK_GEMM_DIRECT_PANELS
 #define RK_GEMM_DIRECT_PANELS 2 /* op(a) read in place (not packed) up to this many panels */
@@ -170,8 +167,7 @@ static void GF(rk_gemm_pack_b)(const rk_gemm_args *g, int64_t k0, int64_t kc, RE
         /* columns of op(b) contiguous (b transposed): KB values of each column at a time, so
          * that the KB rows of the panel they fill (16 KiB for 64 floats) stay in L1 until all
          * NR columns have filled them; a whole column at a time wrote across kc rows of the
-         * panel, in L2 (measured on project at B20 H650, where the helper thread waits for
-         * this packing: 30% less time in it with KB = 64 than whole columns or KB = 16) */
+         * panel, in L2; both that and KB = 16 measured slower (docs/performance.md) */
         for (int64_t kb = 0; kb < kc; kb += KB) {
             int64_t nk = kc - kb < KB ? kc - kb : KB;
             REAL *d = dst + kb * NR;

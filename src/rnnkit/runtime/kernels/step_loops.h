@@ -27,8 +27,8 @@
 #define VL ((int64_t)(VB / sizeof(REAL)))
 
 /* The sum of a vector's lanes by halving it down to 16 bytes (register extracts and vector
- * adds; a loop over the lanes compiled into stores and reloads through the stack, which made
- * the whole step 3x slower at K = 64). */
+ * adds; a loop over the lanes compiled into stores and reloads through the stack, which
+ * measured much slower: docs/performance.md). */
 static inline REAL FN(rk_hsum)(VEC v)
 {
     typedef REAL v16 __attribute__((vector_size(16)));
