@@ -109,8 +109,22 @@ typedef struct {
     rk_block_fn loop[2];
 } rk_cell_fns;
 
-/* The cells, by code (rnnkit/runtime/kernels/step.py uses the same codes). */
-enum { RK_RNN_TANH, RK_RNN_RELU, RK_LSTM, RK_GRU_AFTER, RK_GRU_BEFORE, RK_N_CELLS };
+/* The cells with compiled loops, listed once: X(code, kernel, fwd, bwd), with the loops
+ * <kernel>_forward_block and <kernel>_backward_block and the packings <fwd>_pack_forward and
+ * <bwd>_pack_backward of the cell's loop header. The cell codes (RK_<code>), the kernel names
+ * (Python's _native.CELLS, by code), each variant's dispatch table (variant.h), the method table
+ * and _native.LOOPS are made from this list; a cell's own lines are its loop header, its argument
+ * structs and its two RK_FUNCTION declarations below. */
+#define RK_CELLS(X)                                                                           \
+    X(RNN_TANH, rnn_tanh, rnn, rnn)                                                           \
+    X(RNN_RELU, rnn_relu, rnn, rnn)                                                           \
+    X(LSTM, lstm, lstm, lstm)                                                                 \
+    X(GRU_AFTER, gru_after, gru_after, gru)                                                   \
+    X(GRU_BEFORE, gru_before, gru_before, gru)
+
+#define RK_CELL_CODE(code, kernel, fwd, bwd) RK_##code,
+enum { RK_CELLS(RK_CELL_CODE) RK_N_CELLS };
+#undef RK_CELL_CODE
 
 /* One time step of a unidirectional stack of layers, for streaming (step_loops.h, step_plan.h). */
 #define RK_STEP_MAX_LAYERS 4
@@ -854,25 +868,13 @@ static PyObject *isa(PyObject *self, PyObject *args)
     return Py_BuildValue("(sN)", rk_active->name, names);
 }
 
-/* The loop functions, listed once: the method table and the LOOPS dictionary below are made
- * from this list. */
-#define RK_LOOP_FUNCTIONS(X)                                                                  \
-    X(lstm_forward)                                                                           \
-    X(lstm_backward)                                                                          \
-    X(gru_after_forward)                                                                      \
-    X(gru_after_backward)                                                                     \
-    X(gru_before_forward)                                                                     \
-    X(gru_before_backward)                                                                    \
-    X(rnn_tanh_forward)                                                                       \
-    X(rnn_tanh_backward)                                                                      \
-    X(rnn_relu_forward)                                                                       \
-    X(rnn_relu_backward)
-
 static PyMethodDef methods[] = {
     {"isa", isa, METH_VARARGS, isa_doc},
-#define RK_METHOD(fname) {#fname, fname, METH_VARARGS, fname##_doc},
-    RK_LOOP_FUNCTIONS(RK_METHOD)
-#undef RK_METHOD
+#define RK_METHODS(code, kernel, fwd, bwd)                                                    \
+    {#kernel "_forward", kernel##_forward, METH_VARARGS, kernel##_forward_doc},               \
+        {#kernel "_backward", kernel##_backward, METH_VARARGS, kernel##_backward_doc},
+    RK_CELLS(RK_METHODS)
+#undef RK_METHODS
     {"gemm", gemm, METH_VARARGS, gemm_doc},
     {"vmath", vmath, METH_VARARGS, vmath_doc},
     {NULL, NULL, 0, NULL},
@@ -881,8 +883,9 @@ static PyMethodDef methods[] = {
 /* The kernel names of the cells, by code: the cell codes of StepPlan, and the prefix of each
  * cell's loop functions (a cell's ``kernel`` property in Python names one of these). */
 static const char *const rk_cell_names[RK_N_CELLS] = {
-    [RK_RNN_TANH] = "rnn_tanh", [RK_RNN_RELU] = "rnn_relu", [RK_LSTM] = "lstm",
-    [RK_GRU_AFTER] = "gru_after", [RK_GRU_BEFORE] = "gru_before",
+#define RK_CELL_NAME(code, kernel, fwd, bwd) [RK_##code] = #kernel,
+    RK_CELLS(RK_CELL_NAME)
+#undef RK_CELL_NAME
 };
 
 /* LOOPS: {function name: ((argument, dims, role), ...)} with role "in", "out", "weights" or
@@ -891,9 +894,9 @@ static const char *const rk_cell_names[RK_N_CELLS] = {
 static PyObject *rk_loop_specs(void)
 {
     static const rk_function *const specs[] = {
-#define RK_SPEC(fname) &fname##_spec,
-        RK_LOOP_FUNCTIONS(RK_SPEC)
-#undef RK_SPEC
+#define RK_SPECS(code, kernel, fwd, bwd) &kernel##_forward_spec, &kernel##_backward_spec,
+        RK_CELLS(RK_SPECS)
+#undef RK_SPECS
     };
     PyObject *loops = PyDict_New();
     for (size_t i = 0; loops && i < sizeof specs / sizeof specs[0]; i++) {

@@ -30,6 +30,7 @@ Shapes: T = time steps, B = batch, H = hidden size, G = gate rows (num_gates H).
 
 from __future__ import annotations
 
+import functools
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -42,12 +43,24 @@ from rnnkit.runtime.kernels import extension, gemm
 
 
 class Prepared(NamedTuple):
-    """The recurrent parameters of a compiled loop: the cell's reference layout (for the
-    fallback) and the weights as the extension takes them."""
+    """The recurrent parameters of a compiled loop: the weights as the layer stores them, which
+    the extension takes as they are, and the cell's reference layout for the fallback (made only
+    when the fallback runs)."""
 
-    reference: Any  # the cell's prepare(params)
-    w_hh: np.ndarray  # (G, H)
-    b_hh: np.ndarray | None  # (G,), None when the layer has no bias
+    cell: Any
+    params: CellParams
+
+    @property
+    def w_hh(self) -> np.ndarray:
+        return self.params.W_hh  # (G, H)
+
+    @property
+    def b_hh(self) -> np.ndarray | None:
+        return self.params.b_hh  # (G,), None when the layer has no bias
+
+    @property
+    def reference(self) -> Any:
+        return self.cell.prepare(self.params)
 
 
 def has_loops(kernel: str | None) -> bool:
@@ -77,31 +90,112 @@ def compiled_loop(cell: Any) -> TimeLoop | None:
 
 def prepare(cell: Any, params: CellParams) -> Prepared:
     """The weights of ``cell``'s compiled loops, and its reference layout for the fallback."""
-    return Prepared(cell.prepare(params), params.W_hh, params.b_hh)
+    return Prepared(cell, params)
 
 
-def _shape(dims: str, T: int, B: int, H: int) -> tuple[int, ...]:
-    size = {"T": T, "B": B, "H": H}
-    return tuple(size[d] if d in size else int(d) * H for d in dims)
+class Layout(NamedTuple):
+    """One loop function of the extension, read once from ``_native.LOOPS``: where each of its
+    arrays goes in its arguments."""
+
+    function: Any  # the extension's function
+    size: int  # the number of arrays it takes (the number of threads follows them)
+    inputs: tuple[tuple[int, str], ...]  # (position, name) of the arrays it reads
+    weights: int  # the position of w_hh
+    mask: int  # the position of the mask
+    outputs: tuple[tuple[int, str, tuple[tuple[int, int], ...]], ...]  # (position, name, dims)
 
 
-def _call(name: str, named: dict[str, Any], T: int, B: int, H: int, dt: np.dtype) -> dict:
-    """Call the extension's loop ``name`` with the arrays of ``named`` in its order, allocating
-    its outputs; returns the outputs by name."""
+def layout(name: str) -> Layout:
+    """The layout of the extension's loop function ``name``; each dimension character becomes
+    (index into (T, B, H), multiple), so ``"TB4"`` is ((0, 1), (1, 1), (2, 4))."""
     module = extension.native()
-    args, out = [], {}
-    G = None
-    for arg, dims, role in module.LOOPS[name]:
+    code = {"T": (0, 1), "B": (1, 1), "H": (2, 1)}
+    inputs, outputs, weights, mask = [], [], -1, -1
+    spec = module.LOOPS[name]
+    for pos, (arg, dims, role) in enumerate(spec):
         if role == "out":
-            a = out[arg] = workspace.empty(_shape(dims, T, B, H), dt)
+            outputs.append((pos, arg, tuple(code.get(d) or (2, int(d)) for d in dims)))
         elif role == "mask":
-            a = extension.mask2d(named.get("mask"), T, B)
+            mask = pos
         else:
-            a = np.ascontiguousarray(named[arg], dtype=dt)
-            if role == "weights":
-                G = a.shape[0]
-        args.append(a)
-    getattr(module, name)(*args, extension.threads_for(B, T * B * (G or H) * H))
+            inputs.append((pos, arg))
+            weights = pos if role == "weights" else weights
+    return Layout(getattr(module, name), len(spec), tuple(inputs), weights, mask, tuple(outputs))
+
+
+class Call(NamedTuple):
+    """One loop function bound to the values a time loop has at hand: each array it reads is
+    ``values[k]`` of the tuple the forward or backward pass builds (see :func:`bind`)."""
+
+    layout: Layout
+    inputs: tuple[tuple[int, int], ...]  # (position in the arguments, index into the values)
+
+
+class Binding(NamedTuple):
+    """A cell's two loop functions, with the names of its arrays resolved once."""
+
+    forward: Call  # values: xg, w_hh, b_hh, then the initial states
+    backward: Call  # values: dhs, w_hh, the d<state>_T, the states, the initial states, saved
+    states: tuple[int, ...]  # positions among the forward's outputs of the states (hs, cs)
+    saved: tuple[int, ...]  # ... and of the values the backward needs, in order
+    dstate0: tuple[int, ...]  # positions among the backward's outputs of dh0, dc0
+    da: int
+    dgh: int  # -1: the loop has no separate gradient of the recurrent products
+
+
+def _bound(how: Layout, values: list[str]) -> Call:
+    return Call(how, tuple((pos, values.index(name)) for pos, name in how.inputs))
+
+
+@functools.cache
+def bind(kernel: str, state_names: tuple[str, ...]) -> Binding:
+    """The :class:`Binding` of the loops ``kernel`` of a cell with these states (the extension
+    must have them, see :func:`has_loops`); made once per process."""
+    fwd, bwd = layout(f"{kernel}_forward"), layout(f"{kernel}_backward")
+    out_f = [name for _, name, _ in fwd.outputs]
+    out_b = [name for _, name, _ in bwd.outputs]
+    states = tuple(out_f.index(f"{s}s") for s in state_names)
+    saved = tuple(k for k in range(len(out_f)) if k not in states)
+    ns = list(state_names)
+    return Binding(
+        _bound(fwd, ["xg", "w_hh", "b_hh", *(f"{s}0" for s in ns)]),
+        _bound(
+            bwd,
+            [
+                "dhs",
+                "w_hh",
+                *(f"d{s}_T" for s in ns),
+                *(f"{s}s" for s in ns),
+                *(f"{s}0" for s in ns),
+                *(out_f[k] for k in saved),
+            ],
+        ),
+        states,
+        saved,
+        tuple(out_b.index(f"d{s}0") for s in ns),
+        out_b.index("da"),
+        out_b.index("dgh") if "dgh" in out_b else -1,
+    )
+
+
+def _call(
+    call: Call, values: tuple, mask: Any, T: int, B: int, H: int, dt: np.dtype
+) -> list[np.ndarray]:
+    """Call a loop function with its arrays from ``values``, allocating its outputs (the ones
+    over time from the workspace); returns the outputs in its order."""
+    how = call.layout
+    args: list[Any] = [None] * how.size
+    for pos, k in call.inputs:
+        args[pos] = np.ascontiguousarray(values[k], dtype=dt)
+    if how.mask >= 0:
+        args[how.mask] = extension.mask2d(mask, T, B)
+    sizes, out = (T, B, H), []
+    for pos, _, dims in how.outputs:
+        shape = tuple([sizes[i] * k for i, k in dims])
+        a = args[pos] = workspace.empty(shape, dt) if dims[0][0] == 0 else np.empty(shape, dt)
+        out.append(a)
+    G = args[how.weights].shape[0]
+    how.function(*args, extension.threads_for(B, T * B * G * H))
     return out
 
 
@@ -119,12 +213,11 @@ def forward(
     if not extension.covers(xg.dtype, (T, B, H), reg):
         return timeloop.forward(cell.equations, xg, state0, P.reference, mask, reg)
     dt = xg.dtype
-    b_hh = np.zeros(G, dtype=dt) if P.b_hh is None else P.b_hh
-    named = {"xg": xg, "w_hh": P.w_hh, "b_hh": b_hh, "mask": mask}
-    named |= {f"{s}0": v for s, v in zip(cell.state_names, state0)}
-    out = _call(f"{cell.kernel}_forward", named, T, B, H, dt)
-    states = tuple(out.pop(f"{s}s") for s in cell.state_names)
-    return states, tuple(out.values())  # the rest, in the order the loop writes it: saved
+    b_hh = P.b_hh
+    values = (xg, P.w_hh, np.zeros(G, dt) if b_hh is None else b_hh, *state0)
+    binding = bind(cell.kernel, cell.state_names)
+    out = _call(binding.forward, values, mask, T, B, H, dt)
+    return tuple([out[k] for k in binding.states]), tuple([out[k] for k in binding.saved])
 
 
 def backward(
@@ -144,15 +237,8 @@ def backward(
     if not extension.covers(dt, (T, B, H), reg):
         args = (dhs, dstate_T, states, state0, saved, P.reference, mask, reg)
         return timeloop.backward(cell.equations, *args)
-    module, names = extension.native(), cell.state_names
-    saved_names = [
-        arg
-        for arg, _, role in module.LOOPS[f"{cell.kernel}_forward"]
-        if role == "out" and arg not in {f"{s}s" for s in names}
-    ]
-    named = {"dhs": dhs, "w_hh": P.w_hh, "mask": mask}
-    named |= dict(zip(saved_names, saved))
-    for s, d, v, v0 in zip(names, dstate_T, states, state0):
-        named |= {f"d{s}_T": d, f"{s}s": v, f"{s}0": v0}
-    out = _call(f"{cell.kernel}_backward", named, T, B, H, dt)
-    return out["da"], out.get("dgh"), tuple(out[f"d{s}0"] for s in names)
+    binding = bind(cell.kernel, cell.state_names)
+    values = (dhs, P.w_hh, *dstate_T, *states, *state0, *saved)
+    out = _call(binding.backward, values, mask, T, B, H, dt)
+    dgh = None if binding.dgh < 0 else out[binding.dgh]
+    return out[binding.da], dgh, tuple([out[k] for k in binding.dstate0])

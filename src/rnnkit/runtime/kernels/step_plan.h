@@ -35,8 +35,9 @@ static int step_plan_init(rk_step_plan *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_RuntimeError, "a StepPlan is made once");
         return -1;
     }
-    if (cell < RK_RNN_TANH || cell > RK_GRU_BEFORE) {
-        PyErr_Format(PyExc_ValueError, "cell must be a cell code 0 .. 4, got %d", cell);
+    if (cell < 0 || cell >= RK_N_CELLS) {
+        PyErr_Format(PyExc_ValueError, "cell must be a cell code 0 .. %d, got %d", RK_N_CELLS - 1,
+                     cell);
         return -1;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(weights);
@@ -158,7 +159,7 @@ static PyMethodDef step_plan_methods[] = {
 PyDoc_STRVAR(step_plan_doc,
              "StepPlan(cell, weights)\n--\n\n"
              "One time step of a unidirectional stack of layers over its live parameters.\n"
-             "cell: 0 RNN tanh, 1 RNN relu, 2 LSTM, 3 GRU reset after, 4 GRU reset before; "
+             "cell: the position of the cell's kernel name in CELLS; "
              "weights: (W_ih, W_hh, b_ih, b_hh) of each layer in one tuple, None for no bias.");
 
 static PyTypeObject rk_step_plan_type = {

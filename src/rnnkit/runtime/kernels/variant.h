@@ -53,16 +53,11 @@
             {RK_CAT(loop##_forward_block, RK_CAT(ISA, T)),                                    \
              RK_CAT(loop##_backward_block, RK_CAT(ISA, T))},                                  \
     }
-#define RK_CELL(fwd, bwd, loop) {RK_ENTRY(fwd, bwd, loop, _f32), RK_ENTRY(fwd, bwd, loop, _f64)}
+#define RK_CELL(code, kernel, fwd, bwd)                                                       \
+    [RK_##code] = {RK_ENTRY(fwd, bwd, kernel, _f32), RK_ENTRY(fwd, bwd, kernel, _f64)},
 static const rk_variant RK_CAT(rk_variant, ISA) = {
     ISA_NAME,
-    {
-        [RK_RNN_TANH] = RK_CELL(rnn, rnn, rnn_tanh),
-        [RK_RNN_RELU] = RK_CELL(rnn, rnn, rnn_relu),
-        [RK_LSTM] = RK_CELL(lstm, lstm, lstm),
-        [RK_GRU_AFTER] = RK_CELL(gru_after, gru, gru_after),
-        [RK_GRU_BEFORE] = RK_CELL(gru_before, gru, gru_before),
-    },
+    {RK_CELLS(RK_CELL)}, /* every cell of the list in _native.c */
     {RK_CAT(rk_step, RK_CAT(ISA, _f32)), RK_CAT(rk_step, RK_CAT(ISA, _f64))},
     {RK_CAT(rk_gemm_rows, RK_CAT(ISA, _f32)), RK_CAT(rk_gemm_rows, RK_CAT(ISA, _f64))},
     {RK_CAT(rk_gemm_pack_shared, RK_CAT(ISA, _f32)),
