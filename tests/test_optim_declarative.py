@@ -350,3 +350,33 @@ def test_every_pickle_protocol_and_a_schedule_alone(case, protocol):
                 s.step(m) if plateau else s.step()
             assert sched2.optimizer.lr == opt.lr
         assert sched2.state_dict() == sched.state_dict() and repr(sched2) == repr(sched)
+
+
+def test_rebind_moves_the_updates_to_other_arrays_and_keeps_the_state():
+    """After ``rebind`` the optimiser steps the new arrays exactly as it would have stepped the
+    old ones (same state, step count), and leaves the old ones alone; mismatched names, shapes
+    or dtypes are refused, naming what is wrong."""
+    rng = np.random.default_rng(0)
+    params = {"w": rng.normal(size=(3, 2)), "b": rng.normal(size=2)}
+    grads = [{k: rng.normal(size=v.shape) for k, v in params.items()} for _ in range(3)]
+    straight = optim.Adam({k: v.copy() for k, v in params.items()}, lr=0.1)
+    moved = optim.Adam({k: v.copy() for k, v in params.items()}, lr=0.1)
+    straight.step(grads[0])
+    moved.step(grads[0])
+    old = dict(moved._params)
+    new = {k: v.copy() for k, v in old.items()}
+    moved.rebind(new)
+    frozen = {k: v.copy() for k, v in old.items()}
+    for g in grads[1:]:
+        straight.step(g)
+        moved.step(g)
+    for k in params:
+        np.testing.assert_array_equal(new[k], straight._params[k])
+        np.testing.assert_array_equal(old[k], frozen[k])
+    assert moved.step_count == 3
+    with pytest.raises(ValueError, match="params"):
+        moved.rebind({"w": new["w"]})
+    with pytest.raises(ValueError, match=r"params\['b'\]"):
+        moved.rebind({"w": new["w"], "b": np.zeros(3)})
+    with pytest.raises(TypeError, match=r"params\['b'\]"):
+        moved.rebind({"w": new["w"], "b": new["b"].astype(np.float32)})

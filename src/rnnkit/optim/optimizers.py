@@ -143,6 +143,18 @@ class Optimizer:
             },
         }
 
+    def rebind(self, params: Mapping[str, np.ndarray]) -> None:
+        """Update ``params`` from now on instead of the arrays given so far, keeping the state,
+        step count and hyper-parameters: for a copy of the model (``joblib.load`` gives a model
+        and an optimiser pickled together separate copies of the arrays they shared). ``params``
+        must have the same names, and each array the shape and dtype of the one it replaces."""
+        new = _check_params(params)
+        what = "parameter name -> numpy array"
+        _checks.keys_exactly("params", new, self.param_names, what, keys="the parameters' names")
+        for name, param in self._params.items():
+            _checks.like(f"params[{name!r}]", new[name], param)
+        self._params = new
+
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore the hyper-parameters, step count and state saved by :meth:`state_dict`.
 

@@ -443,14 +443,12 @@ class Trainer:
         """A copy's optimiser must update the copy's model. :mod:`pickle` keeps the arrays the
         two share shared, but ``joblib.load`` gives each reference to an array its own copy
         (joblib 1.6), which would leave the optimiser stepping arrays the model no longer holds:
-        so an rnnkit optimiser is bound again, in place (schedules and callbacks that hold it
-        keep it), to the model's arrays, with its state as it was saved."""
+        so an rnnkit optimiser is bound again (:meth:`~rnnkit.optim.Optimizer.rebind`; schedules
+        and callbacks that hold it keep it) to the model's arrays, with its state as it was."""
         self.__dict__.update(state)
         opt, live = self.optimizer, self.model.parameters()
         if isinstance(opt, Optimizer) and set(opt.param_names) <= set(live):
-            saved = opt.state_dict()
-            opt.__init__({name: live[name] for name in opt.param_names}, **opt.hyperparams)
-            opt.load_state_dict(saved)
+            opt.rebind({name: live[name] for name in opt.param_names})
 
     # -- checkpoints ----------------------------------------------------------------------------
 
