@@ -785,6 +785,88 @@ def test_state_dict_valid_load_after_failed_load(kind):
     assert_unchanged(layer, good)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("position", [0, -1], ids=["first", "last"])
+def test_state_dict_not_finite(kind, bad, position):
+    """NaN or Inf weights are bad input like NaN inputs: refused, naming the key and the index,
+    and nothing is loaded (not even the valid entries before the bad one)."""
+    layer = make(kind)
+    before = layer.state_dict()
+    sd = changed(layer)
+    key = list(sd)[position]
+    sd[key].flat[3] = bad
+    index = tuple(int(i) for i in np.unravel_index(3, sd[key].shape))
+    with pytest.raises(
+        ValueError, match=msg(f"state_dict[{key!r}] must be finite, got {bad} at index {index}")
+    ):
+        layer.load_state_dict(sd)
+    assert_unchanged(layer, before)
+
+
+def test_model_state_dict_not_finite_names_the_dotted_key():
+    model = rnnkit.SequenceRegressor(D, H, output_size=2, dtype=np.float64, seed=0)
+    sd = model.state_dict()
+    sd["head.bias"][1] = np.nan
+    with pytest.raises(ValueError, match=msg("state_dict['head.bias'] must be finite, got nan")):
+        model.load_state_dict(sd)
+
+
+# -- step: the same errors as forward -------------------------------------------------------------
+
+
+def step_layer(kind: str, path: str, monkeypatch, **kw):
+    """A layer whose step takes the compiled fast path or the NumPy reference path."""
+    from rnnkit.runtime import kernels
+
+    if path == "compiled" and kernels.native() is None:
+        pytest.skip("compiled kernels unavailable")
+    monkeypatch.setenv(kernels.ENV, path)
+    return make(kind, **kw)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("path", ["compiled", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_step_empty_batch(kind, path, dtype, monkeypatch):
+    """forward refuses B = 0 (``x must have shape (T, B, 3) with B >= 1``), so step does too,
+    on both paths (the compiled step would otherwise return empty arrays)."""
+    layer = step_layer(kind, path, monkeypatch, dtype=dtype)
+    with pytest.raises(ValueError, match=msg("x must have shape (B, 3) with B >= 1, got (0, 3)")):
+        layer.step(np.zeros((0, D), dtype))
+    with pytest.raises(ValueError, match=msg("x must have shape (T, B, 3) with B >= 1")):
+        layer.forward(np.zeros((1, 0, D), dtype))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("path", ["compiled", "numpy"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_step_state_not_finite(kind, path, bad, monkeypatch):
+    """A NaN or Inf in the state given to step: the message forward gives for the same state."""
+    layer = step_layer(kind, path, monkeypatch, num_layers=2)
+    x = np.random.default_rng(1).standard_normal((B, D))
+    state = make_state(layer)
+    parts = list(state) if kind == "lstm" else [state]
+    parts[-1][1, 1, 2] = bad
+    name = "state[1] (c)" if kind == "lstm" else "state"
+    pattern = msg(f"{name} must be finite, got {bad} at index (1, 1, 2)")
+    with pytest.raises(ValueError, match=pattern):
+        layer.step(x, state)
+    with pytest.raises(ValueError, match=pattern):
+        layer.forward(x[None], state)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("path", ["compiled", "numpy"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_step_x_not_finite(kind, path, bad, monkeypatch):
+    layer = step_layer(kind, path, monkeypatch)
+    x = np.zeros((B, D))
+    x[1, 2] = bad
+    with pytest.raises(ValueError, match=msg(f"x must be finite, got {bad} at index (1, 2)")):
+        layer.step(x, make_state(layer))
+
+
 # -- gradcheck -----------------------------------------------------------------------------------
 
 

@@ -8,8 +8,9 @@ backpropagation through time derived and written by hand, in NumPy.
 ((7, 2, 5), (2, 2, 5))
 """
 
-from rnnkit import cells, checkpoint, data, init, losses, nn, optim, training
+from rnnkit import cells, checkpoint, data, init, limits, losses, nn, optim, training
 from rnnkit.gradcheck import gradcheck
+from rnnkit.limits import MemoryLimitError
 from rnnkit.nn import (  # noqa: F401 (re-exported: __all__ takes their names from nn.__all__)
     GRU,
     LSTM,
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     # the layers and ready models imported above from rnnkit.nn (its building blocks stay there)
     *(name for name in nn.__all__ if name in globals()),
+    "MemoryLimitError",
     "Trainer",
     "__version__",
     "cells",
@@ -39,6 +41,7 @@ __all__ = [
     "gradcheck",
     "init",
     "keep_freed_memory",
+    "limits",
     "losses",
     "nn",
     "optim",

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnkit import _checks
+from rnnkit import _checks, limits
 from rnnkit.nn.module import Module
 
 
@@ -61,15 +61,29 @@ class Embedding(Module):
             padding_idx = int(padding_idx) % self.num_embeddings
         self.padding_idx = padding_idx
         self.dtype = _checks.float_dtype(dtype)
+        limits.check_parameters(
+            f"Embedding({self.num_embeddings}, {self.embedding_dim})",
+            self.count_parameters(self.num_embeddings, self.embedding_dim),
+            self.dtype.itemsize,
+        )
         rng = _checks.rng(seed)
         weight = rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype)
         if padding_idx is not None:
             weight[padding_idx] = 0.0
         self._params["weight"] = weight
 
+    @staticmethod
+    def count_parameters(num_embeddings: int, embedding_dim: int) -> int:
+        """The number of parameters of an Embedding of these sizes, ``N*E``: a Python int."""
+        return int(num_embeddings) * int(embedding_dim)
+
     def forward(self, ids: Any) -> tuple[np.ndarray, EmbeddingCache]:
         """Integer ``ids`` of any shape (...) -> vectors (..., E)."""
         ids = _checks.token_ids("ids", ids, self.num_embeddings)
+        limits.check_memory(
+            lambda: f"the vectors of {self!r} for ids of shape {ids.shape}",
+            limits.array_bytes((*ids.shape, self.embedding_dim), self.dtype.itemsize),
+        )
         return self._params["weight"][ids], EmbeddingCache(ids)
 
     def backward(self, de: np.ndarray, cache: EmbeddingCache) -> tuple[None, dict]:

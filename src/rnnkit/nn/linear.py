@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnkit import _checks
+from rnnkit import _checks, limits
 from rnnkit.nn.module import Module
 
 
@@ -60,12 +60,22 @@ class Linear(Module):
         self.out_features = _checks.positive_int("out_features", out_features)
         self.bias = _checks.boolean("bias", bias)
         self.dtype = _checks.float_dtype(dtype)
+        limits.check_parameters(
+            f"Linear({self.in_features}, {self.out_features})",
+            self.count_parameters(self.in_features, self.out_features, self.bias),
+            self.dtype.itemsize,
+        )
         rng = _checks.rng(seed)
         bound = 1.0 / np.sqrt(self.in_features)
         shape = (self.out_features, self.in_features)
         self._params["weight"] = rng.uniform(-bound, bound, shape).astype(self.dtype)
         if self.bias:
             self._params["bias"] = rng.uniform(-bound, bound, self.out_features).astype(self.dtype)
+
+    @staticmethod
+    def count_parameters(in_features: int, out_features: int, bias: bool = True) -> int:
+        """The number of parameters of a Linear of these sizes: ``O*I`` (+ ``O``), a Python int."""
+        return int(out_features) * (int(in_features) + (1 if bias else 0))
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """``x W^T + b`` (..., O) with no cache: inference, for example one streaming step."""
@@ -78,6 +88,10 @@ class Linear(Module):
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, LinearCache]:
         """``x`` (..., I) -> ``y`` (..., O)."""
         x = _checks.features("x", x, self.in_features, self.dtype)
+        limits.check_memory(
+            lambda: f"the output of {self!r} for x of shape {x.shape}",
+            limits.array_bytes((*x.shape[:-1], self.out_features), self.dtype.itemsize),
+        )
         y = x @ self._params["weight"].T  # (..., O)
         if self.bias:
             y += self._params["bias"]

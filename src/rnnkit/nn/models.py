@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnkit import _checks
+from rnnkit import _checks, limits
 from rnnkit.cells.base import Cell
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
@@ -45,6 +45,34 @@ def make_recurrent(
         return layer(input_size, hidden_size, num_layers, **options)
     chosen = {k: options.pop(k) for k in list(options) if k in cell_options(cell_class)}
     return Recurrent(cell_class(**chosen), input_size, hidden_size, num_layers, **options)
+
+
+def check_size(
+    what: str,
+    dtype: Any,
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    layer_options: dict[str, Any],
+    **blocks: int,
+) -> None:
+    """Refuse a model that cannot fit in memory before any of its blocks is made (each block
+    checks itself too, but not the sum of them): the parameters of its recurrent stack (of
+    ``cell``, with ``bidirectional`` and ``bias`` from ``layer_options``) and of the other
+    ``blocks`` (name -> parameter count), as :func:`rnnkit.limits.check_parameters` counts them.
+    """
+    H = _checks.positive_int("hidden_size", hidden_size)
+    K = 2 if layer_options.get("bidirectional") else 1
+    count = Recurrent.count_parameters(
+        Cell.named(cell).num_gates,
+        _checks.positive_int("input_size", input_size),
+        H,
+        _checks.positive_int("num_layers", num_layers),
+        K,
+        bool(layer_options.get("bias", True)),
+    )
+    limits.check_parameters(what, count + sum(blocks.values()), _checks.float_dtype(dtype).itemsize)
 
 
 def _seeds(seed: Any, n: int) -> list[np.random.Generator]:
@@ -118,6 +146,21 @@ class LanguageModel(Model):
         **cell_options: Any,
     ) -> None:
         super().__init__()
+        V = _checks.positive_int("vocab_size", vocab_size)
+        E = _checks.positive_int("embedding_dim", embedding_dim)
+        K = 2 if cell_options.get("bidirectional") else 1
+        H = _checks.positive_int("hidden_size", hidden_size)
+        check_size(
+            f"LanguageModel({V}, {E}, {H}, num_layers={num_layers})",
+            dtype,
+            cell,
+            E,
+            H,
+            num_layers,
+            cell_options,
+            embedding=Embedding.count_parameters(V, E),
+            head=Linear.count_parameters(K * H, V),
+        )
         rngs = _seeds(seed, 5)
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=dtype, seed=rngs[0])
         self.drop_in = Dropout(dropout, seed=rngs[1])
@@ -225,6 +268,18 @@ class SequenceRegressor(Model):
         **cell_options: Any,
     ) -> None:
         super().__init__()
+        H = _checks.positive_int("hidden_size", hidden_size)
+        K = 2 if _checks.boolean("bidirectional", bidirectional) else 1
+        check_size(
+            f"{type(self).__name__}({input_size}, {H}, {output_size}, num_layers={num_layers})",
+            dtype,
+            cell,
+            input_size,
+            H,
+            num_layers,
+            {**cell_options, "bidirectional": bidirectional},
+            head=Linear.count_parameters(K * H, _checks.positive_int("output_size", output_size)),
+        )
         rngs = _seeds(seed, 3)
         self.rnn = make_recurrent(
             cell,
@@ -300,6 +355,7 @@ class SequenceClassifier(SequenceRegressor):
         num_layers: int = 1,
         **options: Any,
     ) -> None:
+        num_classes = _checks.positive_int("num_classes", num_classes)
         super().__init__(input_size, hidden_size, num_classes, num_layers, **options)
         self.num_classes = num_classes
 

@@ -16,11 +16,12 @@ class Module:
     model's parameters are addressed as ``rnn.weight_ih_l0`` or ``head.bias``, like PyTorch's.
 
     :meth:`parameters` gives the live arrays (an optimiser updates them in place);
-    :meth:`state_dict` gives copies; :meth:`load_state_dict` checks every name, shape and dtype
-    before it changes anything, then copies the values into the live arrays. :meth:`train` and
-    :meth:`eval` set the ``training`` flag of the block and all its children (dropout and zoneout
-    act only in training). Stochastic blocks keep a ``numpy.random.Generator`` in ``self.rng``;
-    :meth:`rng_state` and :meth:`set_rng_state` save and restore all of them, for checkpoints.
+    :meth:`state_dict` gives copies; :meth:`load_state_dict` checks every name, shape, dtype and
+    that every value is finite before it changes anything, then copies the values into the live
+    arrays. :meth:`train` and :meth:`eval` set the ``training`` flag of the block and all its
+    children (dropout and zoneout act only in training). Stochastic blocks keep a
+    ``numpy.random.Generator`` in ``self.rng``; :meth:`rng_state` and :meth:`set_rng_state` save
+    and restore all of them, for checkpoints.
     """
 
     def __init__(self) -> None:
@@ -70,7 +71,8 @@ class Module:
     def load_state_dict(self, state_dict: Mapping[str, object]) -> None:
         """Load parameters saved by :meth:`state_dict` (or a PyTorch state_dict after ``.numpy()``).
 
-        Every entry is checked first; on any mismatch a ``ValueError`` or
+        Every entry is checked first (its name, shape and dtype, and that it is finite: NaN or
+        Inf weights are bad input, as everywhere in rnnkit); on any mismatch a ``ValueError`` or
         ``TypeError`` names the key and nothing is loaded.
         """
         if not isinstance(state_dict, Mapping):
@@ -107,6 +109,12 @@ class Module:
             if value.dtype != target.dtype:
                 raise TypeError(
                     f"state_dict[{name!r}] must have dtype {target.dtype}, got {value.dtype}"
+                )
+            if not np.isfinite(value).all():
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+                raise ValueError(
+                    f"state_dict[{name!r}] must be finite, got {value[bad]} at index {bad}: "
+                    "NaN or Inf weights would make every output NaN"
                 )
             loaded[name] = value
         for name, value in loaded.items():

@@ -25,8 +25,8 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from rnnkit import _checks
-from rnnkit.cells.base import Cell, CellParams, Regularisation
+from rnnkit import _checks, limits
+from rnnkit.cells.base import Cell, CellParams, Regularisation, StepEquations
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.rnn import RNNCell
@@ -185,8 +185,22 @@ class Recurrent(Module):
                 f"{type(cell).__name__} does not"
             )
         self.dtype = _checks.float_dtype(dtype)
-        self.time_loop = kernels.time_loop(cell)  # None: the cell runs its sequences itself
         self.num_directions = 2 if self.bidirectional else 1
+        count = self.count_parameters(
+            cell.num_gates,
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.num_directions,
+            self.bias,
+        )
+        limits.check_parameters(
+            f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
+            f"num_layers={self.num_layers}{', bidirectional' if self.bidirectional else ''})",
+            count,
+            self.dtype.itemsize,
+        )
+        self.time_loop = kernels.time_loop(cell)  # None: the cell runs its sequences itself
         rng = _checks.rng(seed)
         H, G = self.hidden_size, cell.num_gates
         bound = 1.0 / np.sqrt(H)
@@ -200,6 +214,47 @@ class Recurrent(Module):
                     value = rng.uniform(-bound, bound, size=shape).astype(self.dtype)
                     self._params[self._name(kind, layer, direction)] = value
         self.rng = rng
+
+    @staticmethod
+    def count_parameters(
+        num_gates: int,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        num_directions: int = 1,
+        bias: bool = True,
+    ) -> int:
+        """The number of parameters of a layer of these sizes (a Python int, computed before
+        anything is allocated): per direction, ``G*H*(D + H)`` weights in the first layer and
+        ``G*H*(K*H + H)`` in each layer above, plus ``2*G*H`` biases per layer."""
+        G, H, K, L = int(num_gates), int(hidden_size), int(num_directions), int(num_layers)
+        first, upper = G * H * (int(input_size) + H), G * H * (K * H + H)
+        biases = 2 * G * H * L if bias else 0
+        return K * (first + (L - 1) * upper + biases)
+
+    def memory_estimate(self, T: int, B: int) -> int:
+        """An estimate of the bytes a :meth:`forward` over T steps and B sequences allocates (a
+        Python int; nothing is allocated): the cache it keeps for :meth:`backward` (every layer's
+        and direction's states and the values its cell saves per step, the concatenated outputs
+        of a bidirectional layer, the dropout and zoneout masks), the input projection of one
+        layer and the output ``y``; in training mode also the working arrays of one layer's
+        backward pass (the gate gradients, twice, and the input gradients). :meth:`forward`
+        refuses, with :class:`~rnnkit.limits.MemoryLimitError`, a pass whose estimate exceeds
+        the memory available (see :mod:`rnnkit.limits`)."""
+        TB, H, K, L = int(T) * int(B), self.hidden_size, self.num_directions, self.num_layers
+        G, n = self.cell.num_gates, len(self.cell.state_names)
+        equations = getattr(self.cell, "equations", None)
+        saved = sum(equations.saved) if isinstance(equations, StepEquations) else G + n
+        per_step = L * K * H * (n + saved + (n if any(self.zoneout) else 0))  # the cell caches
+        if K == 2:
+            per_step += L * K * H  # the two directions' outputs concatenated, per layer
+        if self.training and self.dropout > 0.0 and not self.variational:
+            per_step += (L - 1) * K * H  # the keep masks between layers
+        per_step += G * H + K * H  # one layer's input projection; the output y
+        if self.training:
+            D = max(self.input_size, K * H)
+            per_step += 2 * G * H + H + 2 * D + K * H  # da, dgh, h_in, dx and its sum, dy
+        return TB * per_step * self.dtype.itemsize
 
     # -- naming ---------------------------------------------------------------------------------
 
@@ -310,6 +365,10 @@ class Recurrent(Module):
         """
         xt = self._check_x(x)  # (T, B, D)
         T, B, _ = xt.shape
+        limits.check_memory(
+            lambda: f"the forward pass of {self!r} over T={T} steps, B={B} sequences",
+            self.memory_estimate(T, B),
+        )
         mask = self._mask(lengths, T, B)
         state0 = self._check_state("state", state, B)
         K = self.num_directions
@@ -443,11 +502,13 @@ class Recurrent(Module):
             made = (self.time_loop, plan_for(self))  # made again when time_loop is replaced
             object.__setattr__(self, "_step_plan", made)
         plan = made[1]
-        if plan is not None and type(x) is np.ndarray and x.ndim == 2:
-            try:  # the fast path: the extension checks shapes and dtypes itself
-                return self._step_compiled(plan, x, state)
-            except (TypeError, ValueError):
-                pass  # the checked path below says what is wrong, or converts the layout
+        if plan is not None and type(x) is np.ndarray and x.ndim == 2 and len(x) > 0:
+            # the fast path: the extension checks shapes, dtypes and that x is finite itself
+            if state is None or _finite_state(state):
+                try:
+                    return self._step_compiled(plan, x, state)
+                except (TypeError, ValueError):
+                    pass  # the checked path below says what is wrong, or converts the layout
         if self.bidirectional:
             raise ValueError(
                 "step() needs a unidirectional layer: the reverse direction of a bidirectional "
@@ -475,6 +536,11 @@ class Recurrent(Module):
 
     def _step_compiled(self, plan: Any, x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         shape = self._state_shape(x.shape[0])
+        n = len(self.cell.state_names) * (1 if state is not None else 2)  # the new (and zeros)
+        limits.check_memory(
+            lambda: f"the state of {self!r} for B={x.shape[0]} sequences",
+            n * limits.array_bytes(shape, self.dtype.itemsize),
+        )
         h = np.empty(shape, dtype=self.dtype)
         if len(self.cell.state_names) == 1:
             h_prev = np.zeros(shape, dtype=self.dtype) if state is None else state
@@ -534,6 +600,15 @@ class Recurrent(Module):
         if type(self).cell_class is None:
             return f", cell={self.cell!r}"
         return "".join(f", {k}={v!r}" for k, v in self.cell.options().items())
+
+
+def _finite_state(state: Any) -> bool:
+    """Whether every float array of a state (an array or a tuple of them) is finite; anything
+    else is left to the checked path, which explains what is wrong with it."""
+    for s in state if isinstance(state, (tuple, list)) else (state,):
+        if isinstance(s, np.ndarray) and s.dtype.kind == "f" and not np.isfinite(s).all():
+            return False
+    return True
 
 
 class RNN(Recurrent):
