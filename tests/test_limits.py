@@ -166,8 +166,11 @@ def test_environment_variable(monkeypatch):
     assert limits.current_limit() is None
     with memory_limit("1K"):  # the function wins over the environment
         assert limits.current_limit() == 1024
-    monkeypatch.setenv(limits.ENV_VAR, "not a size")  # ignored: the measurement applies
+    monkeypatch.setenv(limits.ENV_VAR, "auto")
     assert limits.current_limit() > 2**20
+    monkeypatch.setenv(limits.ENV_VAR, "not a size")
+    with pytest.raises(ValueError, match="RNNKIT_MEMORY_LIMIT must be a number of bytes"):
+        check_memory("anything", 1)
 
 
 def test_memory_limit_bad_value():

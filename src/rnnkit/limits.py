@@ -288,10 +288,7 @@ def _limit() -> tuple[Any, str]:
     text = os.environ.get(ENV_VAR)
     if text is None or text.strip().lower() in ("", _AUTO):
         return _AUTO, ""
-    try:
-        return parse_size(text, ENV_VAR), f"{ENV_VAR}={text}"
-    except ValueError:
-        return _AUTO, ""  # a malformed value must not break every model: it is ignored
+    return parse_size(text, ENV_VAR), f"{ENV_VAR}={text}"  # ValueError naming it if malformed
 
 
 def current_limit() -> int | None:

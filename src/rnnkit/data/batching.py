@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnkit import _checks
+from rnnkit import _checks, limits
 
 
 class Batch(NamedTuple):
@@ -68,7 +68,12 @@ def pad_sequences(
             )
     lengths = np.array([len(a) for a in arrays], dtype=np.intp)
     dtype = np.result_type(*arrays) if dtype is None else dtype
-    out = np.full((max(int(lengths.max()), 1), len(arrays), *tail), pad_value, dtype=dtype)
+    shape = (max(int(lengths.max()), 1), len(arrays), *tail)
+    limits.check_memory(
+        lambda: f"a padded batch of shape {shape}",
+        limits.array_bytes(shape, np.dtype(dtype).itemsize),
+    )
+    out = np.full(shape, pad_value, dtype=dtype)
     for b, a in enumerate(arrays):
         out[: len(a), b] = a
     return out, lengths
@@ -79,9 +84,15 @@ class SequenceData:
 
     Args:
         inputs: N sequences (T_n, D) (a list, or an array (N, T, D) of equal lengths), or token
-            id sequences (T_n,).
+            id sequences (T_n,) of integers. Every sequence has the trailing shape and the kind
+            (integer ids or real values) of the first non-empty one, and real values must be
+            finite. A sequence may be empty (T_n = 0): the layers take zero lengths (its
+            outputs are zeros and its final state the initial one; pooling gives zeros), so it
+            is batched with length 0 (and, per step, no valid target); ``[]`` stands for an
+            empty sequence of any shape. Not every sequence may be empty.
         targets: N targets: per sequence (a scalar class, or a vector), or per step (T_n, ...)
-            with ``per_step=True``.
+            with ``per_step=True``; of one shape (per step: one trailing shape) and, if real,
+            finite.
         batch_size: B; the last batch of an epoch may be smaller (unless ``drop_last``).
         shuffle: draw a new order each epoch.
         per_step: whether targets are per step (then ``mask`` marks the valid steps).
@@ -108,20 +119,22 @@ class SequenceData:
         dtype: Any = np.float32,
         drop_last: bool = False,
     ) -> None:
-        self.inputs = [np.asarray(s) for s in inputs]
-        self.targets = [np.asarray(t) for t in targets]
-        if len(self.inputs) != len(self.targets):
-            raise ValueError(
-                f"inputs and targets must have the same length, got {len(self.inputs)} inputs "
-                f"and {len(self.targets)} targets"
-            )
-        if not self.inputs:
-            raise ValueError("inputs must not be empty")
         self.batch_size = _checks.positive_int("batch_size", batch_size)
         self.shuffle = _checks.boolean("shuffle", shuffle)
         self.per_step = _checks.boolean("per_step", per_step)
         self.drop_last = _checks.boolean("drop_last", drop_last)
         self.dtype = np.dtype(dtype)
+        self.inputs = _sequences("inputs", inputs)
+        if not any(len(x) for x in self.inputs):
+            raise ValueError(
+                f"inputs: every one of the {len(self.inputs)} sequences is empty (length 0)"
+            )
+        self.targets = _sequences("targets", targets) if per_step else _targets(targets)
+        if len(self.inputs) != len(self.targets):
+            raise ValueError(
+                f"inputs and targets must have the same length, got {len(self.inputs)} inputs "
+                f"and {len(self.targets)} targets"
+            )
         if per_step:
             for i, (x, y) in enumerate(zip(self.inputs, self.targets)):
                 if len(y) != len(x):
@@ -157,6 +170,80 @@ class SequenceData:
         if np.issubdtype(y.dtype, np.floating):
             y = y.astype(self.dtype)
         return Batch(x, y, lengths, mask)
+
+
+def _as_arrays(name: str, values: Any) -> list[np.ndarray]:
+    """``values`` as a list of arrays (an array's rows are views of it)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise TypeError(f"{name} must be a list of arrays, got {type(values).__name__}")
+    out = []
+    for i, v in enumerate(values):
+        a = _checks.regular_array(v, f"{name}[{i}] must be an array")
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"{name}[{i}] must hold integers or real numbers, got dtype {a.dtype}")
+        out.append(a)
+    if not out:
+        raise ValueError(f"{name} must not be empty")
+    return out
+
+
+def _first_not_finite(name: str, arrays: list[np.ndarray], whole: Any) -> None:
+    """ValueError naming the first array (and the index in it) holding a NaN or Inf; ``whole``
+    is the array they are the rows of, if they are, checked in one pass."""
+    start = 0
+    if isinstance(whole, np.ndarray) and whole.dtype.kind == "f" and whole.ndim >= 1:
+        if np.isfinite(whole).all():
+            return
+        start = int(np.argwhere(~np.isfinite(whole))[0][0])
+        arrays = arrays[start : start + 1]
+    for i, a in enumerate(arrays, start=start):
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            bad = tuple(int(j) for j in np.argwhere(~np.isfinite(a))[0])
+            where = f" at index {bad}" if bad else ""
+            raise ValueError(f"{name}[{i}] must be finite, got {a[bad]}{where}")
+
+
+def _sequences(name: str, values: Any) -> list[np.ndarray]:
+    """Sequences (T_n, ...) of one kind (integer or real) and one trailing shape, finite: the
+    checks of :class:`SequenceData`'s inputs and per-step targets. An empty one takes the
+    trailing shape and dtype of the first non-empty one."""
+    arrays = _as_arrays(name, values)
+    first = next((i for i, a in enumerate(arrays) if a.ndim >= 1 and len(a)), None)
+    if first is None:
+        return arrays  # all empty: the caller decides
+    ref = arrays[first]
+    tail, ids = ref.shape[1:], ref.dtype.kind in "iu"
+    want = _checks.fmt_shape(("T", *tail))
+    for i, a in enumerate(arrays):
+        if a.ndim >= 1 and len(a) == 0:
+            arrays[i] = np.zeros((0, *tail), dtype=ref.dtype)  # an empty one, [] included
+            continue
+        if a.ndim == 0 or a.shape[1:] != tail:
+            raise ValueError(
+                f"{name}[{i}] must have shape {want} like {name}[{first}], got "
+                f"{_checks.fmt_shape(a.shape)}"
+            )
+        if (a.dtype.kind in "iu") != ids:
+            kind = "integer ids" if ids else "real values"
+            raise TypeError(
+                f"{name}[{i}] must hold {kind} like {name}[{first}] ({ref.dtype}), got {a.dtype}"
+            )
+    _first_not_finite(name, arrays, values)
+    return arrays
+
+
+def _targets(values: Any) -> list[np.ndarray]:
+    """Per-sequence targets: one shape, finite."""
+    arrays = _as_arrays("targets", values)
+    shape = arrays[0].shape
+    for i, a in enumerate(arrays):
+        if a.shape != shape:
+            raise ValueError(
+                f"targets[{i}] must have shape {_checks.fmt_shape(shape)} like targets[0] (one "
+                f"target per sequence), got {_checks.fmt_shape(a.shape)}"
+            )
+    _first_not_finite("targets", arrays, values)
+    return arrays
 
 
 class StreamData:
@@ -207,6 +294,9 @@ class StreamData:
             rows_x, rows_y, starts = self._deal(docs, B, k)
         n_chunks = -(-max(len(r) for r in rows_x) // k)
         T = n_chunks * k
+        limits.check_memory(  # x and y (intp), valid (bool); padding included
+            lambda: f"the token rows of StreamData ({T:,} steps x {B} rows)", T * B * 17
+        )
         self.x = np.zeros((T, B), dtype=np.intp)
         self.y = np.zeros((T, B), dtype=np.intp)
         self.valid = np.zeros((T, B), dtype=bool)
@@ -230,9 +320,9 @@ class StreamData:
                 continue  # nothing to predict
             r = int(np.argmin(length))
             pad = -length[r] % k
-            if pad:
-                rows_x[r].append(np.zeros(pad, dtype=np.intp))
-                rows_y[r].append(np.full(pad, -1, dtype=np.intp))  # -1: padding, masked
+            if pad:  # views, no memory: padding may dwarf the documents (a large k)
+                rows_x[r].append(np.broadcast_to(np.intp(0), pad))
+                rows_y[r].append(np.broadcast_to(np.intp(-1), pad))  # -1: padding, masked
                 length[r] += pad
             starts[r].append(length[r])
             rows_x[r].append(d[:-1])
@@ -240,6 +330,11 @@ class StreamData:
             length[r] += len(d) - 1
         if not any(length):
             raise ValueError("tokens: no document has the 2 tokens needed for one target")
+        T = -(-max(length) // k) * k
+        limits.check_memory(  # the rows joined (intp, twice), then x, y and valid over (T, B)
+            lambda: f"the token rows of StreamData ({T:,} steps x {B} rows)",
+            16 * sum(length) + 17 * T * B,
+        )
         cat = [np.concatenate(p) if p else np.zeros(0, dtype=np.intp) for p in rows_x]
         cat_y = [np.concatenate(p) if p else np.zeros(0, dtype=np.intp) for p in rows_y]
         return cat, cat_y, starts

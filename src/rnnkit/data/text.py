@@ -9,12 +9,12 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rnnkit.data.files import regular_file
+from rnnkit import limits
+from rnnkit.data.files import MAX_TEXT_BYTES, bounded_file, read_bounded
 
 #: The id of every character the vocabulary does not know.
 UNKNOWN_ID = 0
@@ -22,7 +22,11 @@ UNKNOWN_ID = 0
 UNKNOWN_CHAR = "\ufffd"
 
 
-def load_text(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> str:
+def load_text(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    max_bytes: int | str | None = None,
+) -> str:
     r"""Read one or more UTF-8 text files and join them with ``"\n"``.
 
     Line endings are normalised to ``"\n"`` as Python's text mode does (``"\r\n"`` and a lone
@@ -30,14 +34,21 @@ def load_text(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) 
 
     Args:
         paths: a path, or an iterable of paths (read in the order given).
+        max_bytes: the largest file to read: bytes, a size string (``"8G"``) or ``"off"``;
+            None: ``RNNKIT_MAX_FILE_SIZE`` if set, else
+            :data:`~rnnkit.data.files.MAX_TEXT_BYTES` (2 GiB). Every file is checked (a regular
+            file, within the limit) before any is read.
 
     Returns:
         The text of all files, joined with ``"\n"``.
 
     Raises:
         FileNotFoundError: a file does not exist (the message names it).
-        ValueError: a file is not valid UTF-8 (the message names it and the byte offset), no
-            path is given, or the text of all files together is empty ("text is empty").
+        ValueError: a file is a device, a FIFO or a folder, or larger than ``max_bytes``; a
+            file is not valid UTF-8 (the message names it and the byte offset), no path is
+            given, or the text of all files together is empty ("text is empty").
+        rnnkit.limits.MemoryLimitError: the text would not fit in the memory available (it
+            takes 1, 2 or 4 bytes per character, twice while the files are joined).
 
     Example:
         >>> import os, tempfile
@@ -56,24 +67,42 @@ def load_text(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) 
     paths = list(paths)
     if not paths:
         raise ValueError("paths must name at least one file, got none")
-    parts = [_read_utf8(Path(p)) for p in paths]
+    files = [bounded_file(p, "text file", max_bytes, MAX_TEXT_BYTES) for p in paths]
+    total = sum(size for _, size, _ in files)
+    # the bytes of one file, and the text of all twice (the parts, then joined), at 1 byte a
+    # character until a file shows wider characters
+    limits.check_memory(lambda: f"reading {len(files)} text file(s) of {total:,} bytes", 3 * total)
+    parts = [_read_utf8(name, size, limit, total) for name, size, limit in files]
     text = "\n".join(parts)
     if not text:
         raise ValueError("text is empty")
     return text
 
 
-def _read_utf8(path: Path) -> str:
-    raw = Path(regular_file(path, "text file")).read_bytes()
+def _read_utf8(name: str, size: int, limit: int | None, total: int) -> str:
+    with open(name, "rb") as f:
+        raw = read_bounded(f, name, "text file", size, limit)
+    width = _char_width(raw)
+    if width > 1:
+        limits.check_memory(
+            lambda: f"the text of {name} ({width} bytes a character)", 2 * width * total
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ValueError(
-            f"{path}: not UTF-8 text (invalid byte 0x{raw[err.start]:02x} at byte offset "
+            f"{name}: not UTF-8 text (invalid byte 0x{raw[err.start]:02x} at byte offset "
             f"{err.start})"
         ) from None
     text = text.removeprefix("\ufeff")
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _char_width(raw: bytes) -> int:
+    """The bytes a character takes in the str Python decodes from UTF-8 ``raw``: 1 up to
+    U+00FF (lead bytes below 0xC4), 2 up to U+FFFF (below 0xF0), else 4."""
+    top = int(np.frombuffer(raw, np.uint8).max()) if raw else 0
+    return 1 if top < 0xC4 else 2 if top < 0xF0 else 4
 
 
 @functools.lru_cache(maxsize=1)
@@ -154,7 +183,8 @@ class Vocabulary:
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         if not text:
             raise ValueError("text is empty")
-        points = np.unique(_code_points(text))
+        # chunk by chunk: the code points of the whole text would take 4 bytes a character
+        points = np.unique(np.concatenate([np.unique(_code_points(c)) for c in _chunks(text)]))
         points = points[points != ord(UNKNOWN_CHAR)]
         return cls(list(_from_code_points(points)))
 
@@ -186,13 +216,22 @@ class Vocabulary:
         """``text`` (N characters) -> ids (N,) of dtype intp; unknown characters give 0."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        points = _code_points(text)  # (N,)
+        N = len(text)
+        limits.check_memory(
+            lambda: f"the ids of a text of {N:,} characters",
+            N * np.dtype(np.intp).itemsize + 64 * min(N, CHUNK_CHARS),  # the ids; one chunk's
+        )
+        ids = np.zeros(N, dtype=np.intp)  # (N,)
         if not len(self._sorted):
-            return np.zeros(len(points), dtype=np.intp)
-        pos = np.searchsorted(self._sorted, points)  # (N,)
-        pos_in = np.minimum(pos, len(self._sorted) - 1)
-        known = self._sorted[pos_in] == points
-        return np.where(known, self._order[pos_in] + 1, UNKNOWN_ID).astype(np.intp)
+            return ids
+        start = 0
+        for chunk in _chunks(text):  # the temporaries of one chunk only
+            points = _code_points(chunk)  # (n,)
+            pos = np.minimum(np.searchsorted(self._sorted, points), len(self._sorted) - 1)
+            known = self._sorted[pos] == points
+            ids[start : start + len(points)] = np.where(known, self._order[pos] + 1, UNKNOWN_ID)
+            start += len(points)
+        return ids
 
     def decode(self, ids: Any) -> str:
         """Ids (any shape, read in C order) -> text; id 0 decodes to ``"\\ufffd"``."""
@@ -208,6 +247,8 @@ class Vocabulary:
                 f"ids must lie in [0, {len(self)}) (the vocabulary size), got {arr[index]} at "
                 f"index {index}"
             )
+        # the code points, their bytes, and a text of up to 4 bytes a character
+        limits.check_memory(lambda: f"the text of {arr.size:,} ids", 12 * arr.size)
         return _from_code_points(self._points[arr.ravel()])
 
     def count_unknown(self, text: str) -> int:
@@ -219,6 +260,14 @@ class Vocabulary:
         nothing in it is unknown)."""
         ids = self.encode(text)
         return float((ids != UNKNOWN_ID).mean()) if len(ids) else 1.0
+
+
+#: Characters processed at a time by :meth:`Vocabulary.encode` and :meth:`Vocabulary.from_text`.
+CHUNK_CHARS = 2**20
+
+
+def _chunks(text: str) -> Iterable[str]:
+    return (text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS))
 
 
 def _code_points(text: str) -> np.ndarray:
