@@ -42,9 +42,33 @@ An uncompressed zip archive, which :func:`numpy.load` also opens as an ``.npz``:
   dict key that starts with ``$`` is written with one more ``$`` in front, so no key reads as a
   tag. ``arrays`` lists each member's dtype, shape and the SHA-256 of its bytes.
 
-Members carry a fixed timestamp, so the same tree always gives the same bytes. Nothing in a
-checkpoint is pickled and reading one never unpickles (the manifest is JSON, arrays are read with
-``allow_pickle=False``), so loading an untrusted file cannot run code.
+Members are stored, never compressed (``ZIP_STORED``), unencrypted, and carry a fixed timestamp,
+so the same tree always gives the same bytes. Nothing in a checkpoint is pickled and reading one
+never unpickles (the manifest is JSON, an ``.npy`` header is parsed as a Python literal, never
+executed), so loading an untrusted file cannot run code.
+
+Limits, which :func:`save` enforces too, so that every file it writes can be read back:
+
+- at most :data:`MAX_MEMBERS` (10,000) members, and a zip directory of at most 256 bytes per
+  member;
+- a manifest of at most :data:`MAX_MANIFEST_BYTES` (64 MiB) holding at most
+  :data:`MAX_MANIFEST_VALUES` (2**22) JSON values, counted in its text before it is parsed: a
+  comma counts 1, a ``[`` 2 and a ``{`` 8, for what a number, a list and a dict cost once parsed
+  (so parsing any manifest takes at most about 300 MB and a few seconds);
+- an ``.npy`` header of at most 10,000 bytes (NumPy's own default), format version 1.0 or 2.0.
+
+Reading untrusted files
+-----------------------
+Nothing is allocated from a file's say-so beyond these limits: a reader only ever allocates what
+the file's own bytes hold. Before anything is decompressed or parsed, the zip's end record must
+list few enough members in a small enough directory, and every member must be stored (a
+deflate, bzip2 or lzma member, the vehicle of a decompression bomb, is refused by its type,
+without reading it), unencrypted, with equal stored and declared sizes, inside the file. The
+manifest's size and value count are checked before it is parsed, and every array entry's size
+against its member's: an entry declaring a shape of 10**12 elements is refused by :func:`peek`
+and :func:`load` alike, from the zip directory alone. :func:`load` then parses each member's
+``.npy`` header (bounded), compares its dtype, shape and size with the manifest, and only then
+allocates the array, which it fills in chunks while hashing.
 
 Atomicity
 ---------
@@ -54,13 +78,21 @@ it and ``os.fsync``\ s it, so that its bytes are on disk before anything else ha
 POSIX makes this rename atomic, and Windows' ``MoveFileEx`` behaves so on NTFS. Finally the
 directory is fsynced (POSIX only) so that the rename itself survives a power cut. A crash before
 the rename leaves the old file as it was (and, after a hard crash, possibly a stale
-``.<name>.<random>.tmp`` beside it); a crash after it leaves the new file, complete. A reader
-opens either the old file or the new one, never a mixture. When ``save`` fails with an
+``.<name>.<12 hex digits>.tmp`` beside it); a crash after it leaves the new file, complete. A
+reader opens either the old file or the new one, never a mixture. When ``save`` fails with an
 exception, it removes its temporary file and leaves the target untouched.
 
-:func:`load` checks everything before it returns anything: the zip structure, the manifest, that
-the members are exactly those listed, each member's CRC-32 and SHA-256, and each array's dtype and
-shape against the manifest. Any failure raises :class:`CheckpointError`.
+Stale temporaries: after a successful rename, ``save`` removes the siblings named exactly
+``.<name>.<12 hex digits>.tmp`` of the same target, which only a save killed before its rename
+leaves behind; :func:`remove_stale_temporaries` does the same on its own (for a command to call
+when it starts or resumes a run). No other file is ever touched. Two processes saving to the
+same path at the same time are not supported: one may find its temporary removed and fail with
+``FileNotFoundError``, and the file on disk is one complete checkpoint either way.
+
+:func:`load` checks everything before it returns anything: the zip structure and the limits
+above, the manifest, that the members are exactly those listed, each member's size, CRC-32 and
+SHA-256, and each array's dtype and shape against the manifest. Any failure raises
+:class:`CheckpointError`.
 
 Example
 -------
@@ -92,7 +124,6 @@ import re
 import secrets
 import struct
 import zipfile
-from collections.abc import Callable
 from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
@@ -100,11 +131,15 @@ import numpy as np
 __all__ = [
     "FORMAT",
     "MAX_DEPTH",
+    "MAX_MANIFEST_BYTES",
+    "MAX_MANIFEST_VALUES",
+    "MAX_MEMBERS",
     "VERSION",
     "ArrayInfo",
     "CheckpointError",
     "load",
     "peek",
+    "remove_stale_temporaries",
     "save",
 ]
 
@@ -124,6 +159,27 @@ _TAGS = ("$array", "$float", "$int")
 #: Nesting of dicts and lists allowed in a tree: far beyond any training state, and well within
 #: Python's recursion limit, so neither save nor load ever fails with a RecursionError.
 MAX_DEPTH = 100
+#: Members an archive may hold, the manifest included: far beyond any training state (a model of
+#: 100 parameter arrays with Adam and early stopping needs about 400), and few enough that
+#: zipfile's record of each (about 500 bytes) stays small.
+MAX_MEMBERS = 10_000
+#: Bytes of zip directory allowed per member: an rnnkit member's record is under 100 bytes. The
+#: directory, not its stated member count, decides how many records zipfile parses.
+_DIRECTORY_BYTES_PER_MEMBER = 256
+#: Largest manifest, in bytes (a trainer's history of 400,000 logged steps fits).
+MAX_MANIFEST_BYTES = 64 * 2**20
+#: Most JSON values a manifest may hold, counted in its text (see :func:`_json_values`): each
+#: costs up to about 70 bytes once parsed, so that parsing a manifest takes at most about 300 MB
+#: whatever its content (a trainer's history of 400,000 logged steps fits).
+MAX_MANIFEST_VALUES = 2**22
+#: Longest .npy header read (NumPy's default ``max_header_size``); the header's fixed prefix
+#: (magic, version, length field) adds at most 12 bytes.
+_MAX_NPY_HEADER = 10_000
+_NPY_PREFIX = (10, 12)  # the fixed prefix of format versions 1.0 and 2.0
+_MAX_NDIM = 64  # NumPy's limit on dimensions
+_CHUNK = 2**20  # arrays are read and hashed in chunks of this many bytes
+_COMPRESSION_NAMES = {8: "deflate", 9: "deflate64", 12: "bzip2", 14: "lzma", 93: "zstandard"}
+_DTYPE = re.compile(r"[<>|][biufc][0-9]{1,2}")  # dtype.str of a bool or numeric dtype
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _FLOAT_BITS = re.compile(r"[0-9a-f]{16}")
 _HEX_INT = re.compile(r"-?0x[0-9a-f]+")
@@ -171,6 +227,11 @@ def save(path: str | os.PathLike[str], tree: Tree) -> None:
         raise TypeError(f"tree must be a dict with str keys, got {type(tree).__name__}")
     arrays: list[tuple[str, np.ndarray]] = []
     encoded = _encode(tree, "tree", arrays)
+    if len(arrays) >= MAX_MEMBERS:
+        raise ValueError(
+            f"tree holds {len(arrays)} arrays; a checkpoint holds at most MAX_MEMBERS - 1 = "
+            f"{MAX_MEMBERS - 1} (one member per array, plus the manifest)"
+        )
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = _create_temp(directory, os.path.basename(path))
     try:
@@ -184,6 +245,31 @@ def save(path: str | os.PathLike[str], tree: Tree) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(directory)
+    with contextlib.suppress(OSError):  # tidying up must never fail a save that succeeded
+        remove_stale_temporaries(path)
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[str]:
+    """Remove the temporary files that a :func:`save` to ``path`` killed before its rename left
+    beside it: the files named exactly ``.<name>.<12 hex digits>.tmp`` in the directory of
+    ``path``, ``<name>`` being its base name. Returns the paths removed, sorted. Nothing else is
+    touched; a missing directory removes nothing. :func:`save` calls this after every
+    successful save.
+    """
+    path = _fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    pattern = re.compile(re.escape(f".{os.path.basename(path)[:200]}.") + r"[0-9a-f]{12}\.tmp")
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):  # another process removed it first
+                os.unlink(entry.path)
+                removed.append(entry.path)
+    return sorted(removed)
 
 
 def _replace(tmp: str, path: str) -> None:
@@ -338,7 +424,31 @@ def _write_archive(f: BinaryIO, tree: Any, arrays: list[tuple[str, np.ndarray]])
             }
         manifest = {"format": FORMAT, "version": VERSION, "tree": tree, "arrays": entries}
         text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-        zf.writestr(_zip_info(MANIFEST), text.encode("ascii"))
+        raw = text.encode("ascii")
+        problem = _manifest_too_big(len(raw), _json_values(raw))
+        if problem:  # refused here, so that every file save writes can be loaded
+            raise ValueError(f"the tree is too big for a checkpoint: {problem}")
+        zf.writestr(_zip_info(MANIFEST), raw)
+
+
+def _json_values(raw: bytes) -> int:
+    """An upper bound on the values a JSON text holds, counted without parsing it: every value
+    but the first of a list or an object follows a comma. A list counts 2 and an object 8 (a
+    dict made by ``json.loads`` takes about eight times the memory of a number, and as long to
+    decode as a tag), so that the count bounds the cost of parsing (commas in strings count
+    too: the bound is conservative)."""
+    return raw.count(b",") + 2 * raw.count(b"[") + 8 * raw.count(b"{")
+
+
+def _manifest_too_big(size: int, values: int) -> str | None:
+    if size > MAX_MANIFEST_BYTES:
+        return f"its manifest is {size} bytes, more than MAX_MANIFEST_BYTES = {MAX_MANIFEST_BYTES}"
+    if values > MAX_MANIFEST_VALUES:
+        return (
+            f"its manifest holds up to {values} JSON values, more than MAX_MANIFEST_VALUES = "
+            f"{MAX_MANIFEST_VALUES}"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,23 +483,31 @@ def _read(path: str | os.PathLike[str], with_arrays: bool) -> Tree:
     is read)."""
     path = _fspath(path)
     with open(path, "rb") as f, _open_zip(f, path) as zf:
-        manifest = _read_manifest(zf, path)
-        leaves = {
-            name: (
+        entries, tree, places = _read_manifest(zf, path)
+        for parent, key, name in places:
+            entry = entries[name]
+            parent[key] = (
                 _read_array(zf, name, entry, path)
                 if with_arrays
                 else ArrayInfo(np.dtype(entry["dtype"]), tuple(entry["shape"]))
             )
-            for name, entry in manifest["arrays"].items()
-        }
-    return _decode(manifest["tree"], "tree", leaves.__getitem__, path)
+    return tree
 
 
 def _error(path: str, what: str) -> CheckpointError:
     return CheckpointError(f"cannot load checkpoint {path!r}: {what}")
 
 
+# The zip records that say where the directory is and how big (APPNOTE.TXT 4.3.14 to 4.3.16).
+_END = struct.Struct("<4s4H2LH")  # end of central directory record
+_END64_LOCATOR = struct.Struct("<4sLQL")
+_END64 = struct.Struct("<4sQ2H2L4Q")  # zip64 end of central directory record
+
+
 def _open_zip(f: BinaryIO, path: str) -> zipfile.ZipFile:
+    """The archive, its directory and every member's record checked before any member is read."""
+    size = os.fstat(f.fileno()).st_size
+    _check_directory(f, size, path)
     try:
         zf = zipfile.ZipFile(f)
     except _ZIP_ERRORS as e:
@@ -406,22 +524,109 @@ def _open_zip(f: BinaryIO, path: str) -> zipfile.ZipFile:
         raise _error(
             path, f"not a zip archive (it starts with {head!r}), so not an rnnkit checkpoint"
         ) from None
-    # A damaged directory can place a member outside the file, where zipfile would seek to a
-    # negative offset (OSError) or read past the end; refuse it here instead.
-    size = os.fstat(f.fileno()).st_size
-    for info in zf.infolist():
-        if not 0 <= info.header_offset <= info.header_offset + info.compress_size <= size:
-            zf.close()
+    try:
+        infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
             raise _error(
                 path,
-                f"the file is truncated or damaged: the zip directory places member "
-                f"{info.filename!r} outside the file",
+                f"the archive holds {len(infos)} members; rnnkit checkpoints hold at most "
+                f"MAX_MEMBERS = {MAX_MEMBERS}",
             )
+        for info in infos:
+            _check_member(info, size, path)
+    except BaseException:
+        zf.close()
+        raise
     return zf
 
 
-def _read_manifest(zf: zipfile.ZipFile, path: str) -> dict[str, Any]:
-    """The manifest, checked in full against itself and against the archive's member list."""
+def _check_directory(f: BinaryIO, size: int, path: str) -> None:
+    """Refuse a zip directory that lists too many members, or is too big for those it lists,
+    before zipfile parses it: zipfile keeps a record of every entry it finds in the directory's
+    bytes, whatever count the end record states."""
+    found = _directory_extent(f, size)
+    if found is None:
+        return  # no end record: zipfile refuses the file, and _open_zip says why
+    count, nbytes = found
+    if count > MAX_MEMBERS:
+        raise _error(
+            path,
+            f"the zip directory lists {count} members; rnnkit checkpoints hold at most "
+            f"MAX_MEMBERS = {MAX_MEMBERS}",
+        )
+    if nbytes > count * _DIRECTORY_BYTES_PER_MEMBER:
+        raise _error(
+            path,
+            f"the zip directory takes {nbytes} bytes for {count} members, more than "
+            f"{_DIRECTORY_BYTES_PER_MEMBER} bytes a member (an rnnkit member's record takes "
+            "under 100): the file is damaged or not a checkpoint",
+        )
+
+
+def _directory_extent(f: BinaryIO, size: int) -> tuple[int, int] | None:
+    """(members, bytes) of the zip directory as the end record states them, read the way
+    zipfile reads them (zip64 included), or None when there is no end record."""
+    tail_size = min(size, _END.size + 0xFFFF)  # the record, then a comment of up to 64 KiB
+    f.seek(size - tail_size)
+    tail = f.read(tail_size)
+    if tail[-_END.size : -_END.size + 4] == b"PK\x05\x06" and tail[-2:] == b"\x00\x00":
+        at = len(tail) - _END.size  # no comment: the last 22 bytes, as zipfile tries first
+    else:
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < _END.size:
+            return None
+    fields = _END.unpack_from(tail, at)
+    count, nbytes = fields[4], fields[5]
+    end = size - tail_size + at  # the end record's offset in the file
+    below = end - _END64_LOCATOR.size - _END64.size
+    if below >= 0:
+        f.seek(below)
+        data = f.read(_END64.size + _END64_LOCATOR.size)
+        record, locator = data[: _END64.size], data[_END64.size :]
+        if locator[:4] == b"PK\x06\x07" and record[:4] == b"PK\x06\x06":
+            fields = _END64.unpack(record)
+            count, nbytes = fields[7], fields[8]
+    return count, nbytes
+
+
+def _check_member(info: zipfile.ZipInfo, size: int, path: str) -> None:
+    """One member's directory record: stored, unencrypted, consistent sizes, inside the file."""
+    name = info.filename
+    if info.compress_type != zipfile.ZIP_STORED:
+        method = _COMPRESSION_NAMES.get(info.compress_type)
+        how = f"{method}-compressed" if method else f"compressed (zip method {info.compress_type})"
+        raise _error(
+            path, f"member {name!r} is {how}; rnnkit checkpoints store members uncompressed"
+        )
+    if info.flag_bits & 0x1:
+        raise _error(path, f"member {name!r} is encrypted; rnnkit checkpoints are not")
+    if info.file_size != info.compress_size:
+        raise _error(
+            path,
+            f"the file is damaged: member {name!r} is stored uncompressed in "
+            f"{info.compress_size} bytes but declares a size of {info.file_size}",
+        )
+    # A damaged directory can place a member outside the file, where zipfile would seek to a
+    # negative offset (OSError) or read past the end; refuse it here instead.
+    if not 0 <= info.header_offset <= info.header_offset + info.compress_size <= size:
+        raise _error(
+            path,
+            f"the file is truncated or damaged: the zip directory places member "
+            f"{name!r} outside the file",
+        )
+
+
+class _Member(NamedTuple):
+    """What the manifest's tree holds in place of an array while it is decoded."""
+
+    name: str
+
+
+def _read_manifest(
+    zf: zipfile.ZipFile, path: str
+) -> tuple[dict[str, Any], Tree, list[tuple[dict, str, str]]]:
+    """The manifest's array entries, its decoded tree, and the places (dict, key, member) of
+    the arrays in that tree, all checked in full against each other and against the archive."""
     names = zf.namelist()
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -433,16 +638,24 @@ def _read_manifest(zf: zipfile.ZipFile, path: str) -> dict[str, Any]:
             f"no {MANIFEST!r} manifest, so not an rnnkit checkpoint "
             f"(a plain .npz file?); members: {shown or 'none'}",
         )
+    info = zf.getinfo(MANIFEST)
+    problem = _manifest_too_big(info.file_size, 0)
+    if problem:
+        raise _error(path, problem)
     try:
-        raw = zf.read(MANIFEST)
+        raw = zf.read(info)
     except _ZIP_ERRORS as e:
         raise _error(path, f"the manifest {MANIFEST!r} is corrupted or truncated ({e})") from None
+    problem = _manifest_too_big(len(raw), _json_values(raw))
+    if problem:
+        raise _error(path, problem)
     try:
-        manifest = json.loads(
-            raw.decode("ascii"), object_pairs_hook=_unique_keys, parse_constant=_no_constant
-        )
+        text = raw.decode("ascii")
+        del raw
+        manifest = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         raise _error(path, f"the manifest {MANIFEST!r} is not valid JSON ({e})") from None
+    del text
 
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
@@ -469,18 +682,22 @@ def _read_manifest(zf: zipfile.ZipFile, path: str) -> dict[str, Any]:
     extra = sorted(members - set(entries))
     if extra:
         raise _error(path, f"members {extra} are in the archive but not in the manifest")
+    for name, entry in entries.items():
+        _check_member_size(zf.getinfo(name), entry, path)
     # One reference per listed array: a tree that misses one or names one twice is damaged.
-    refs: list[str] = []
-    _decode(manifest["tree"], "tree", lambda name: refs.append(name), path)
-    if sorted(refs) != sorted(entries):
+    places: list[tuple[dict, str, str]] = []
+    tree = _decode(manifest.pop("tree"), "tree", places, path)
+    if type(tree) is not dict:
+        raise _error(path, "the manifest's 'tree' is a tagged value, not a dict")
+    if sorted(name for _, _, name in places) != sorted(entries):
         raise _error(path, "the manifest's tree and its array list disagree")
-    return manifest
+    return entries, tree, places
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
     if len(out) != len(pairs):
-        raise ValueError(f"duplicate keys in a JSON object: {[k for k, _ in pairs]}")
+        raise ValueError(f"duplicate keys in a JSON object: {[k for k, _ in pairs][:10]}")
     return out
 
 
@@ -488,98 +705,189 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _check_entry(name: Any, entry: Any, path: str) -> None:
+def _check_entry(name: str, entry: Any, path: str) -> None:
     if not name.endswith(".npy") or name == MANIFEST:
         raise _error(path, f"the manifest lists an array member named {name!r}")
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "sha256"}:
-        raise _error(path, f"the manifest entry of {name!r} is malformed: {entry!r}")
+        raise _error(path, f"the manifest entry of {name!r} is malformed: {entry!r:.200}")
     sha, dtype, shape = entry["sha256"], entry["dtype"], entry["shape"]
     if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
-        raise _error(path, f"the manifest entry of {name!r} has a malformed sha256 {sha!r}")
-    if not isinstance(shape, list) or any(type(s) is not int or s < 0 for s in shape):
-        raise _error(path, f"the manifest entry of {name!r} has a malformed shape {shape!r}")
+        raise _error(path, f"the manifest entry of {name!r} has a malformed sha256 {sha!r:.80}")
+    if (
+        not isinstance(shape, list)
+        or len(shape) > _MAX_NDIM
+        or any(type(s) is not int or s < 0 for s in shape)
+    ):
+        raise _error(path, f"the manifest entry of {name!r} has a malformed shape {shape!r:.200}")
     try:
-        kind = np.dtype(dtype).kind if isinstance(dtype, str) else None
-    except TypeError:
-        kind = None
-    if kind is None or kind not in _ARRAY_KINDS:
+        ok = isinstance(dtype, str) and bool(_DTYPE.fullmatch(dtype))
+        ok = ok and np.dtype(dtype).str == dtype
+    except TypeError:  # a well-formed string that names no dtype, such as "<f3"
+        ok = False
+    if not ok:
         raise _error(
             path,
-            f"the manifest entry of {name!r} has dtype {dtype!r}; checkpoints hold arrays of "
-            "bool, integer, float or complex dtypes only",
+            f"the manifest entry of {name!r} has dtype {dtype!r:.80}; checkpoints hold arrays of "
+            "bool, integer, float or complex dtypes only, written as numpy's dtype.str",
+        )
+
+
+def _check_member_size(info: zipfile.ZipInfo, entry: dict[str, Any], path: str) -> None:
+    """The member must be as big as the entry's dtype and shape say, give or take its .npy
+    header: checked from the zip directory alone, so an entry declaring a shape of 10**12
+    elements is refused without reading anything."""
+    nbytes = math.prod(entry["shape"]) * np.dtype(entry["dtype"]).itemsize
+    low, high = _NPY_PREFIX[0], _NPY_PREFIX[1] + _MAX_NPY_HEADER
+    if not low <= info.file_size - nbytes <= high:
+        raise _error(
+            path,
+            f"member {info.filename!r} is {info.file_size} bytes, but the manifest's dtype "
+            f"{entry['dtype']} and shape {entry['shape']} take {nbytes} bytes plus a .npy "
+            f"header of {low} to {high} bytes",
         )
 
 
 def _read_array(zf: zipfile.ZipFile, name: str, entry: dict[str, Any], path: str) -> np.ndarray:
+    """The array of member ``name``: its .npy header is parsed and compared with ``entry``, and
+    its size with the header's, before the array is allocated; then the data is read and
+    hashed in chunks (no second copy of it), and its CRC-32 and SHA-256 verified."""
+    info = zf.getinfo(name)
+    nbytes = math.prod(entry["shape"]) * np.dtype(entry["dtype"]).itemsize
     try:
-        data = zf.read(name)
+        member = zf.open(info)
     except _ZIP_ERRORS as e:
         raise _error(path, f"member {name!r} is corrupted or truncated ({e})") from None
-    digest = hashlib.sha256(data).hexdigest()
+    with member:
+        head_size = min(info.file_size, _NPY_PREFIX[1] + _MAX_NPY_HEADER)
+        head = _read_bytes(member, head_size, name, path)
+        offset, fortran = _read_npy_header(head, name, entry, path)
+        if info.file_size != offset + nbytes:
+            more = info.file_size - offset - nbytes
+            raise _error(
+                path,
+                f"member {name!r} has {more} bytes of trailing data"
+                if more > 0
+                else f"member {name!r} is {-more} bytes short of its dtype and shape",
+            )
+        sha256 = hashlib.sha256(head)
+        data = np.empty(nbytes, np.uint8)  # (nbytes,): exactly what the member holds
+        first = head[offset:]
+        data[: len(first)] = np.frombuffer(first, np.uint8)
+        done = len(first)
+        while done < nbytes:
+            # Reading the last byte makes zipfile check the member's CRC-32.
+            chunk = _read_bytes(member, min(_CHUNK, nbytes - done), name, path)
+            data[done : done + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            sha256.update(chunk)
+            done += len(chunk)
+    digest = sha256.hexdigest()
     if digest != entry["sha256"]:
         raise _error(
             path,
             f"member {name!r} is corrupted: its SHA-256 is {digest[:16]}..., the manifest "
             f"says {entry['sha256'][:16]}...",
         )
-    buffer = io.BytesIO(data)
+    array = data.view(np.dtype(entry["dtype"]))  # (N,)
+    shape = tuple(entry["shape"])
+    return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+
+
+def _read_bytes(member: BinaryIO, n: int, name: str, path: str) -> bytes:
     try:
-        # allow_pickle=False: an object array raises here, before anything is unpickled
-        array = np.lib.format.read_array(buffer, allow_pickle=False)
-    except (ValueError, EOFError) as e:
+        data = member.read(n)
+    except _ZIP_ERRORS as e:
+        raise _error(path, f"member {name!r} is corrupted or truncated ({e})") from None
+    if len(data) != n:
+        raise _error(path, f"member {name!r} is truncated")
+    return data
+
+
+def _read_npy_header(head: bytes, name: str, entry: dict[str, Any], path: str) -> tuple[int, bool]:
+    """(header length, Fortran order) of the .npy data starting ``head``, which must describe the
+    manifest's dtype and shape. The header is a Python literal that NumPy parses with
+    ``ast.literal_eval``: nothing in it is executed."""
+    buffer = io.BytesIO(head)
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(buffer)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"its .npy format version is {version}; rnnkit reads 1.0 and 2.0")
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read(buffer)
+    except (ValueError, TypeError, EOFError, SyntaxError, RecursionError) as e:
         raise _error(path, f"member {name!r} is not a plain .npy array: {e}") from None
-    if buffer.tell() != len(data):
-        raise _error(
-            path, f"member {name!r} has {len(data) - buffer.tell()} bytes of trailing data"
-        )
-    if array.dtype.str != entry["dtype"] or list(array.shape) != entry["shape"]:
+    if dtype.hasobject:
         raise _error(
             path,
-            f"member {name!r} holds dtype {array.dtype.str} and shape {list(array.shape)}, "
+            f"member {name!r} is not a plain .npy array: Object arrays cannot be loaded "
+            "(they would need pickle)",
+        )
+    if dtype.str != entry["dtype"] or list(shape) != entry["shape"]:
+        raise _error(
+            path,
+            f"member {name!r} holds dtype {dtype.str} and shape {list(shape)}, "
             f"the manifest says {entry['dtype']} and {entry['shape']}",
         )
-    return array
+    return buffer.tell(), bool(fortran)
+
+
+#: A place in the tree: "tree", or (the parent's place, a key or an index). Built as a tuple on the
+#: way down and written out only for an error message, which keeps decoding a long list cheap.
+_Place = Any
+
+
+def _where(place: _Place) -> str:
+    parts = []
+    while isinstance(place, tuple):
+        place, key = place
+        parts.append(f"[{key!r}]")
+    return place + "".join(reversed(parts))
 
 
 def _decode(
     node: Any,
-    where: str,
-    resolve: Callable[[str], Any],
+    where: _Place,
+    places: list[tuple[dict, str, str]],
     path: str,
     depth: int = 0,
     in_list: bool = False,
 ) -> Any:
-    """The tree node that the JSON ``node`` encodes; ``resolve`` maps member names to arrays.
-    Lists hold scalars and lists only, as :func:`save` allows."""
-    if isinstance(node, (dict, list)) and depth >= MAX_DEPTH:
-        raise _error(path, f"the manifest's tree is nested deeper than {MAX_DEPTH} at {where}")
-    if isinstance(node, dict):
-        is_tag = any(k.startswith("$") and not k.startswith("$$") for k in node)
-        if is_tag or in_list:
-            return _decode_tag(node, where, None if in_list else resolve, path)
-        out = {}
-        for key, item in node.items():
-            key = key[1:] if key.startswith("$") else key  # "$$x" is the escaped key "$x"
-            out[key] = _decode(item, f"{where}[{key!r}]", resolve, path, depth + 1)
-        return out
-    if isinstance(node, list):
-        return [
-            _decode(item, f"{where}[{i}]", resolve, path, depth + 1, in_list=True)
-            for i, item in enumerate(node)
-        ]
-    return node  # None, bool, str, int, float: json.loads yields nothing else
+    """The tree node that the JSON ``node`` encodes, with a :class:`_Member` in place of each
+    array, whose place (dict, key, member name) is appended to ``places``. Lists hold scalars
+    and lists only, as :func:`save` allows; they are decoded in place (no copy of a long
+    list). ``where`` is the node's place, for error messages."""
+    kind = type(node)
+    if kind is not dict and kind is not list:
+        return node  # None, bool, str, int, float: json.loads yields nothing else
+    if depth >= MAX_DEPTH:
+        raise _error(
+            path, f"the manifest's tree is nested deeper than {MAX_DEPTH} at {_where(where)}"
+        )
+    if kind is list:
+        for i, item in enumerate(node):
+            if type(item) is dict or type(item) is list:
+                node[i] = _decode(item, (where, i), places, path, depth + 1, True)
+        return node
+    if in_list or any(k.startswith("$") and not k.startswith("$$") for k in node):
+        return _decode_tag(node, where, not in_list, path)
+    out = {}
+    for key, item in node.items():
+        key = key[1:] if key.startswith("$") else key  # "$$x" is the escaped key "$x"
+        value = _decode(item, (where, key), places, path, depth + 1)
+        if type(value) is _Member:
+            places.append((out, key, value.name))
+        out[key] = value
+    return out
 
 
-def _decode_tag(
-    node: dict[str, Any], where: str, resolve: Callable[[str], Any] | None, path: str
-) -> Any:
-    """A one-key ``{"$tag": value}`` object; ``resolve`` is None where arrays cannot appear."""
+def _decode_tag(node: dict[str, Any], where: _Place, arrays: bool, path: str) -> Any:
+    """A one-key ``{"$tag": value}`` object; ``arrays`` is False where arrays cannot appear."""
     tag, value = next(iter(node.items())) if len(node) == 1 else (None, None)
     ok = tag in _TAGS and isinstance(value, str)
-    if ok and tag == "$array" and resolve is not None:
-        return resolve(value)
+    if ok and tag == "$array" and arrays:
+        return _Member(value)
     if ok and tag == "$float" and _FLOAT_BITS.fullmatch(value):
         return struct.unpack(">d", bytes.fromhex(value))[0]
     if ok and tag == "$int" and _HEX_INT.fullmatch(value):
         return int(value, 16)
-    raise _error(path, f"the manifest's tree is malformed at {where}: {node!r}")
+    raise _error(path, f"the manifest's tree is malformed at {_where(where)}: {node!r:.200}")

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from rnnkit import checkpoint, optim
+from rnnkit import _checks, checkpoint, optim
 from rnnkit.apps.progress import Progress
+from rnnkit.cells.base import Cell
 from rnnkit.training import Trainer
+from rnnkit.training import resume_checks as fields
 
 KIND = "rnnkit.estimator"
 VERSION = 1
@@ -125,23 +130,342 @@ class Estimator:
     @classmethod
     def load(cls, path: str | Path) -> Estimator:
         """Read an estimator written by :meth:`save`; ``Estimator.load`` returns whatever class
-        the file holds, ``RNNForecaster.load`` insists on that class."""
+        the file holds, ``RNNForecaster.load`` insists on that class.
+
+        The file is untrusted input: the stored settings are checked as the estimator's
+        :meth:`check_params` checks them, and the fitted state field by field, including that
+        each stored parameter array has the shape the stored settings imply, before any model
+        is built (a file claiming ``hidden_size=10**12`` is refused, never allocated). Any
+        problem raises :class:`~rnnkit.checkpoint.CheckpointError` naming the file and the
+        setting or field.
+        """
         tree = checkpoint.load(path)
         if not isinstance(tree, dict) or tree.get("kind") != KIND:
             raise checkpoint.CheckpointError(f"{path}: not a saved rnnkit estimator")
-        if tree.get("version") != VERSION:
+        version = tree.get("version")
+        if type(version) is not int or version != VERSION:
             raise checkpoint.CheckpointError(
-                f"{path}: estimator file version {tree.get('version')}, expected {VERSION}"
+                f"{path}: estimator file version {version!r}, expected {VERSION}"
             )
+        fields.check_keys(tree, path, "the file", ("kind", "version", "class", "params", "state"))
         name = tree["class"]
-        if name not in Estimator.registry:
-            raise checkpoint.CheckpointError(f"{path}: unknown estimator class {name!r}")
+        if not isinstance(name, str) or name not in Estimator.registry:
+            raise checkpoint.CheckpointError(
+                f"{path}: unknown estimator class {fields.describe(name)}"
+            )
         target = Estimator.registry[name]
         if cls is not Estimator and not issubclass(target, cls):
             raise checkpoint.CheckpointError(f"{path}: holds a {name}, not a {cls.__name__}")
-        est = target(**tree["params"])
-        est._set_state(tree["state"])
+        est = _stored_estimator(target, tree["params"], path)
+        state = fields.check_dict(tree["state"], path, "state", "a dict (the fitted state)")
+        for klass in target.__mro__:
+            check = _STATE_CHECKS.get(f"{klass.__module__}.{klass.__qualname__}")
+            if check is not None:
+                check(est, state, str(path))
+                break
+        try:
+            est._set_state(state)
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError, MemoryError) as err:
+            # MemoryError too: a layer's memory guard (rnnkit.limits) refuses a model too big
+            raise checkpoint.CheckpointError(
+                f"{path}: the stored state does not fit {name}: {err}"
+            ) from None
         return est
+
+
+# --------------------------------------------------------------------------------------------
+# load: what a saved file may hold
+
+
+def _stored_estimator(target: type[Estimator], params: Any, path: str | Path) -> Estimator:
+    """The estimator with the stored settings, checked as :meth:`Estimator.check_params` checks
+    a user's: unknown names and invalid values raise CheckpointError."""
+    fields.check_dict(params, path, "params", "a dict of constructor arguments")
+    valid = target._param_names()
+    unknown = [k for k in params if k not in valid]
+    if unknown:
+        raise checkpoint.CheckpointError(
+            f"{path}: stored settings {unknown[:8]} are not arguments of {target.__name__} "
+            f"(valid: {valid})"
+        )
+    est = target(**params)
+    try:
+        est.check_params()
+    except NotImplementedError:  # a subclass without checks of its own
+        pass
+    except (ValueError, TypeError) as err:
+        raise checkpoint.CheckpointError(
+            f"{path}: invalid stored setting of {target.__name__}: {err}"
+        ) from None
+    return est
+
+
+def _recurrent_shapes(
+    cell: str, input_size: int, hidden_size: int, num_layers: int, directions: int
+) -> dict[str, tuple[int, ...]]:
+    """The parameters of ``make_recurrent(cell, ...)`` with a bias, by name under ``rnn.``."""
+    D, H, K, G = input_size, hidden_size, directions, Cell.named(cell).num_gates
+    shapes = {}
+    for layer in range(num_layers):
+        d_in = D if layer == 0 else H * K
+        for direction in range(K):
+            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            shapes[f"rnn.weight_ih{suffix}"] = (G * H, d_in)
+            shapes[f"rnn.weight_hh{suffix}"] = (G * H, H)
+            shapes[f"rnn.bias_ih{suffix}"] = (G * H,)
+            shapes[f"rnn.bias_hh{suffix}"] = (G * H,)
+    return shapes
+
+
+def _check_model_params(
+    params: Any,
+    path: str,
+    field: str,
+    settings: dict[str, Any],
+    count: int,
+    shapes: Callable[[], dict[str, tuple[int, ...]]],
+    dtype: np.dtype,
+) -> None:
+    """The stored parameter arrays ``params`` are exactly those the stored ``settings`` imply:
+    ``count`` arrays (checked first, so that an absurd ``num_layers`` is refused before
+    ``shapes()`` lists them), each of the shape ``shapes()`` gives and of ``dtype``. Building the
+    model afterwards allocates no more than the file holds."""
+    said = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+    fields.check_arrays(params, path, field)
+    if len(params) != count:
+        raise checkpoint.CheckpointError(
+            f"{path}: the stored settings ({said}) imply {count} parameter arrays, "
+            f"{field} holds {len(params)}"
+        )
+    expected = shapes()
+    for name, shape in expected.items():
+        value = params.get(name)
+        if value is None:
+            raise checkpoint.CheckpointError(
+                f"{path}: the stored settings ({said}) imply a parameter {name!r}, which "
+                f"{field} lacks (it holds {list(params)[:8]})"
+            )
+        if value.shape != shape or value.dtype != dtype:
+            raise checkpoint.CheckpointError(
+                f"{path}: the stored settings ({said}) imply {field}[{name!r}] of shape {shape} "
+                f"and dtype {dtype}, the file holds {fields.describe(value)}"
+            )
+
+
+def _stored_dtype(est: Estimator, path: str, dtype: Any) -> np.dtype:
+    try:
+        return _checks.float_dtype(dtype)
+    except TypeError as err:
+        raise checkpoint.CheckpointError(f"{path}: invalid stored setting: {err}") from None
+
+
+def _check_lm_state(est: Any, state: dict[str, Any], path: str) -> None:
+    """:class:`~rnnkit.apps.CharLM`: its vocabulary, counts, history and network."""
+    keys = ("vocabulary", "char_counts", "model", "history", "val_loss", "n_steps")
+    fields.check_keys(state, path, "state", keys)
+    chars = state["vocabulary"]
+    if type(chars) is not list or not all(type(c) is str and len(c) == 1 for c in chars):
+        raise checkpoint.CheckpointError(
+            f"{path}: state.vocabulary must be a list of single characters"
+        )
+    V = len(chars) + 1  # id 0 is the unknown character
+    counts = state["char_counts"]
+    if not isinstance(counts, np.ndarray) or counts.dtype.kind not in "iu" or counts.shape != (V,):
+        raise checkpoint.CheckpointError(
+            f"{path}: state.char_counts must be an integer array of shape ({V},) (the "
+            f"vocabulary size), got {fields.describe(counts)}"
+        )
+    fields.check_history(state["history"], path, "state.history")
+    fields.check_optional_float(state["val_loss"], path, "state.val_loss")
+    fields.check_count(state["n_steps"], path, "state.n_steps")
+    E, H, L = est.embedding_dim, est.hidden_size, est.num_layers
+    settings = {
+        "hidden_size": H,
+        "num_layers": L,
+        "embedding_dim": E,
+        "cell": est.cell,
+        "vocabulary size": V,
+    }
+    _check_model_params(
+        state["model"],
+        path,
+        "state.model",
+        settings,
+        4 * L + 3,
+        lambda: {
+            "embedding.weight": (V, E),
+            **_recurrent_shapes(est.cell, E, H, L, 1),
+            "head.weight": (V, H),
+            "head.bias": (V,),
+        },
+        _stored_dtype(est, path, est.dtype),
+    )
+
+
+#: The dtypes classes may be saved as (numpy's dtype.str), and the most bytes their array takes.
+_CLASSES_DTYPE = re.compile(r"\|b1|[<>|][iuf][0-9]{1,2}|[<>|]U[0-9]{1,6}|\|S[0-9]{1,6}")
+_CLASSES_BYTES = 2**26
+
+
+def _check_classifier_state(est: Any, state: dict[str, Any], path: str) -> None:
+    """:class:`~rnnkit.apps.RNNClassifier`: its classes, normaliser and every network."""
+    keys = ("classes", "classes_dtype", "n_features_in", "mean", "scale", "params")
+    fields.check_keys(state, path, "state", keys, optional=("more_params",))
+    classes, dtype = state["classes"], state["classes_dtype"]
+    if type(classes) is not list or not classes:
+        raise checkpoint.CheckpointError(f"{path}: state.classes must be a non-empty list")
+    if not all(type(c) in (str, int, float, bool) for c in classes):
+        raise checkpoint.CheckpointError(
+            f"{path}: state.classes must hold str, int, float or bool labels"
+        )
+    if not isinstance(dtype, str) or not _CLASSES_DTYPE.fullmatch(dtype):
+        raise checkpoint.CheckpointError(
+            f"{path}: state.classes_dtype must be a bool, number or string dtype, got "
+            f"{fields.describe(dtype)}"
+        )
+    itemsize = np.dtype(dtype).itemsize
+    longest = max(len(c) if type(c) is str else 0 for c in classes)
+    if dtype[1] in "US" and itemsize // (4 if dtype[1] == "U" else 1) < longest:
+        raise checkpoint.CheckpointError(
+            f"{path}: state.classes_dtype {dtype} is too short for the label of {longest} "
+            "characters in state.classes"
+        )
+    if len(classes) * itemsize > _CLASSES_BYTES:
+        raise checkpoint.CheckpointError(
+            f"{path}: state.classes_dtype {dtype} makes the {len(classes)} classes take "
+            f"{len(classes) * itemsize} bytes, more than {_CLASSES_BYTES}"
+        )
+    C = fields.check_count(state["n_features_in"], path, "state.n_features_in", low=1)
+    for name in ("mean", "scale"):
+        value = state[name]
+        if est.normalize != "global" and value is None:
+            continue
+        if not (isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.shape == (C,)):
+            raise checkpoint.CheckpointError(
+                f"{path}: state.{name} must be "
+                + ("" if est.normalize == "global" else "None or ")
+                + f"a float array of shape ({C},) (one per channel), got "
+                f"{fields.describe(value)}"
+            )
+    more = state.get("more_params", {})
+    fields.check_dict(more, path, "state.more_params", "a dict of networks by number")
+    # The count first: the names of an absurd ensemble would not fit in memory.
+    wanted = [str(k) for k in range(1, est.ensemble)] if len(more) == est.ensemble - 1 else None
+    if wanted is None or sorted(more, key=_number) != wanted:
+        shown = [str(k) for k in range(1, min(est.ensemble, 4))] + ["..."] * (est.ensemble > 4)
+        raise checkpoint.CheckpointError(
+            f"{path}: the stored setting ensemble={est.ensemble} implies networks {shown} in "
+            f"state.more_params, the file holds {sorted(more, key=_number)[:8]}"
+        )
+    K = 2 if est.bidirectional else 1
+    H, L, D = est.hidden_size, est.num_layers, C * est.window
+    settings = {
+        "hidden_size": H,
+        "num_layers": L,
+        "cell": est.cell,
+        "bidirectional": est.bidirectional,
+        "window": est.window,
+        "n_features_in": C,
+        "classes": len(classes),
+    }
+    dtype = _stored_dtype(est, path, est.dtype)
+    for field, params in [("state.params", state["params"])] + [
+        (f"state.more_params[{k!r}]", more[k]) for k in wanted
+    ]:
+        _check_model_params(
+            params,
+            path,
+            field,
+            settings,
+            4 * L * K + 2,
+            lambda: {
+                **_recurrent_shapes(est.cell, D, H, L, K),
+                "head.weight": (len(classes), K * H),
+                "head.bias": (len(classes),),
+            },
+            dtype,
+        )
+
+
+def _number(key: str) -> tuple[int, str]:
+    return (int(key), key) if key.isdigit() else (-1, key)
+
+
+_FITTED = ("window", "outputs", "lag", "log", "horizon", "hidden_size", "num_layers", "cell")
+
+
+def _check_forecaster_state(est: Any, state: dict[str, Any], path: str) -> None:
+    """:class:`~rnnkit.apps.RNNForecaster`: the settings frozen at fit, the scaler, the tail of
+    the series and the network."""
+    keys = ("fitted", "scaler", "scaler_end", "tail", "n_windows", "n_epochs", "model")
+    fields.check_keys(state, path, "state", keys)
+    cfg = fields.check_dict(state["fitted"], path, "state.fitted", "a dict")
+    fields.check_keys(cfg, path, "state.fitted", (*_FITTED, "dtype"))
+    for name in ("window", "outputs", "horizon", "hidden_size", "num_layers"):
+        fields.check_count(cfg[name], path, f"state.fitted.{name}", low=1)
+    lag = fields.check_count(cfg["lag"], path, "state.fitted.lag")
+    if type(cfg["log"]) is not bool:
+        raise checkpoint.CheckpointError(
+            f"{path}: state.fitted.log must be True or False, got {fields.describe(cfg['log'])}"
+        )
+    try:
+        Cell.named(cfg["cell"])
+    except (ValueError, TypeError) as err:
+        raise checkpoint.CheckpointError(f"{path}: state.fitted.cell: {err}") from None
+    dtype = _stored_dtype(est, path, cfg["dtype"])
+    if cfg["outputs"] not in (1, cfg["horizon"]):
+        raise checkpoint.CheckpointError(
+            f"{path}: state.fitted.outputs must be 1 or the horizon {cfg['horizon']}, got "
+            f"{cfg['outputs']}"
+        )
+    scaler = fields.check_dict(state["scaler"], path, "state.scaler", "a dict")
+    fields.check_keys(scaler, path, "state.scaler", ("center", "scale"))
+    for name, value in scaler.items():
+        if type(value) is not float or not math.isfinite(value) or (name == "scale" and value <= 0):
+            raise checkpoint.CheckpointError(
+                f"{path}: state.scaler.{name} must be a finite float"
+                + (" > 0" if name == "scale" else "")
+                + f", got {fields.describe(value)}"
+            )
+    fields.check_count(state["scaler_end"], path, "state.scaler_end")
+    tail, need = state["tail"], cfg["window"] + lag
+    if not (isinstance(tail, np.ndarray) and tail.dtype.kind == "f" and tail.shape == (need,)):
+        raise checkpoint.CheckpointError(
+            f"{path}: state.tail must be a float array of shape ({need},) (window + lag), got "
+            f"{fields.describe(tail)}"
+        )
+    windows = state["n_windows"]
+    if type(windows) is not list or len(windows) != 2:
+        raise checkpoint.CheckpointError(
+            f"{path}: state.n_windows must be a list of 2 counts, got {fields.describe(windows)}"
+        )
+    for i, n in enumerate(windows):
+        fields.check_count(n, path, f"state.n_windows[{i}]")
+    fields.check_count(state["n_epochs"], path, "state.n_epochs")
+    H, L, O = cfg["hidden_size"], cfg["num_layers"], cfg["outputs"]
+    settings = {f"fitted.{k}": cfg[k] for k in ("hidden_size", "num_layers", "cell", "outputs")}
+    _check_model_params(
+        state["model"],
+        path,
+        "state.model",
+        settings,
+        4 * L + 2,
+        lambda: {
+            **_recurrent_shapes(cfg["cell"], 1, H, L, 1),
+            "head.weight": (O, H),
+            "head.bias": (O,),
+        },
+        dtype,
+    )
+
+
+#: The checks of each built-in estimator's fitted state (and of subclasses of it), by the
+#: estimator's module and name: this module cannot import them (they import it).
+_STATE_CHECKS: dict[str, Callable[[Any, dict[str, Any], str], None]] = {
+    "rnnkit.apps.lm.CharLM": _check_lm_state,
+    "rnnkit.apps.classify.estimator.RNNClassifier": _check_classifier_state,
+    "rnnkit.apps.forecast.estimator.RNNForecaster": _check_forecaster_state,
+}
 
 
 def _jsonable(value: Any) -> Any:
