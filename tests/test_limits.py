@@ -416,3 +416,12 @@ def test_a_process_limited_to_2_gib_refuses_quickly():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
     )
     assert out.stdout.split() == ["refused"] * 6, out.stdout + out.stderr
+
+
+def test_a_cell_called_directly_checks_its_pass():
+    H = 256
+    params = rnnkit.cells.CellParams(np.zeros((4 * H, 2)), np.zeros((4 * H, H)), None, None)
+    x, state = np.zeros((100, 100, 2)), (np.zeros((100, H)),) * 2  # the cache: 215 MiB
+    with memory_limit("64M"):
+        err = refused(lambda: rnnkit.cells.LSTMCell().forward(x, state, params))
+    assert_message(err, "the forward pass of LSTMCell() over x of shape (100, 100, 2), H=256")

@@ -52,12 +52,14 @@ Shapes: T = time steps, B = batch, D = input size, H = hidden size, G = number o
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from rnnkit import limits
 from rnnkit.cells import timeloop
 from rnnkit.runtime import workspace
 
@@ -310,6 +312,12 @@ class StepCell(Cell):
     # -- the shared sequence passes -----------------------------------------------------------
 
     def forward(self, x, state0, params, mask=None, reg=None, loop=None):
+        GH, H = params.W_hh.shape
+        per_step = GH + H * (len(self.state_names) + sum(self.equations.saved))
+        limits.check_memory(  # the input projection, the states and what the steps save
+            lambda: f"the forward pass of {self!r} over x of shape {x.shape}, H={H}",
+            math.prod(x.shape[:-1]) * per_step * x.dtype.itemsize,
+        )
         loop = self.reference_loop() if loop is None else loop
         xg = project(x, params.W_ih, self.projection_bias(params), loop.matmul)  # (T, B, G)
         prepared = (self.prepare if loop.prepare is None else loop.prepare)(params)
