@@ -15,9 +15,13 @@ What "available" means: :func:`available_memory`, the smallest of
   ``os.sysconf``, or :data:`FALLBACK_BYTES` when nothing can be read),
 - what the process's cgroup still allows (v2: ``memory.max`` minus ``memory.current``; v1:
   ``memory.limit_in_bytes`` minus ``memory.usage_in_bytes``; the cgroup and each of its parents,
-  counting reclaimable page cache (``inactive_file``) as free),
+  counting reclaimable page cache (``inactive_file``) as free; which cgroups have a limit is
+  found once per process),
 - what an address-space limit (``ulimit -v``, ``RLIMIT_AS``) leaves beside the process's
-  current size.
+  current size;
+
+plus the buffers of :mod:`rnnkit.runtime.workspace` that nothing uses (the process holds them,
+so the system does not count them as available, but the next pass takes its arrays from them).
 
 It is measured only for requests above :data:`CHEAP_BYTES` (64 MiB), so the checks cost
 nothing on the hot path: below it a request passes without any system call.
@@ -48,13 +52,16 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from rnnkit.runtime import workspace
 
 #: The environment variable that overrides the measured memory (see the module docstring).
 ENV_VAR = "RNNKIT_MEMORY_LIMIT"
@@ -185,20 +192,29 @@ def meminfo_available(path: str | os.PathLike[str] = "/proc/meminfo") -> int | N
     return None
 
 
-def cgroup_available(
+class CgroupLevel(NamedTuple):
+    """One memory cgroup whose limit bounds the process: its folder and the names of its files
+    (v2: ``memory.max``, ``memory.current``, ``inactive_file``; v1: ``memory.limit_in_bytes``,
+    ``memory.usage_in_bytes``, ``total_inactive_file``)."""
+
+    folder: Path
+    limit_file: str
+    usage_file: str
+    inactive_key: str  # the reclaimable page cache's line in memory.stat
+
+
+def cgroup_levels(
     cgroup_file: str | os.PathLike[str] = "/proc/self/cgroup",
     root: str | os.PathLike[str] = "/sys/fs/cgroup",
-) -> int | None:
-    """What the process's memory cgroup and its parents still allow, in bytes (the smallest
-    ``limit - usage + inactive_file`` over them), or None when no limit is set.
-
-    ``cgroup_file`` is ``/proc/self/cgroup``; ``root`` is where the cgroup file systems are
-    mounted. Version 2 (``0::/path``, files ``memory.max``, ``memory.current``) and version 1
-    (``N:memory:/path`` under ``root/memory``, files ``memory.limit_in_bytes``,
-    ``memory.usage_in_bytes``) are read; a v1 limit of 2**62 or more means none.
+) -> list[CgroupLevel]:
+    """The process's memory cgroup and its parents that have a limit (v2: ``memory.max`` not
+    ``max``; v1: ``memory.limit_in_bytes`` below 2**62), from ``cgroup_file``
+    (``/proc/self/cgroup``: ``0::/path`` for v2, ``N:memory:/path`` for v1, under
+    ``root/memory``) and the cgroup file systems mounted at ``root``. In a container the path
+    may not exist under the mount; then the mount's root (the container's own cgroup) is read.
     """
     root = Path(root)
-    best: int | None = None
+    levels = []
     for line in (_read(Path(cgroup_file)) or "").splitlines():
         parts = line.strip().split(":", 2)
         if len(parts) != 3:
@@ -210,29 +226,42 @@ def cgroup_available(
             base, files = root / "memory", v1
         else:
             continue
-        for left in _cgroup_levels(base, parts[2], *files):
+        folder = base / parts[2].lstrip("/")
+        if not folder.is_dir():
+            folder = base
+        while True:
+            limit = (_read(folder / files[0]) or "").strip()
+            if limit.isdigit() and int(limit) < 2**62:
+                levels.append(CgroupLevel(folder, *files))
+            if folder == base or base not in folder.parents:
+                break
+            folder = folder.parent
+    return levels
+
+
+def cgroup_available(
+    cgroup_file: str | os.PathLike[str] = "/proc/self/cgroup",
+    root: str | os.PathLike[str] = "/sys/fs/cgroup",
+    levels: list[CgroupLevel] | None = None,
+) -> int | None:
+    """What the process's memory cgroup and its parents still allow, in bytes: the smallest
+    ``limit - usage + inactive_file`` over the :func:`cgroup_levels` (or the ``levels``
+    given), or None when none has a limit."""
+    best: int | None = None
+    for level in cgroup_levels(cgroup_file, root) if levels is None else levels:
+        limit = (_read(level.folder / level.limit_file) or "").strip()
+        usage = (_read(level.folder / level.usage_file) or "").strip()
+        if limit.isdigit() and usage.isdigit():
+            cache = _stat_field(_read(level.folder / "memory.stat"), level.inactive_key) or 0
+            left = max(0, int(limit) - int(usage) + cache)
             best = left if best is None else min(best, left)
     return best
 
 
-def _cgroup_levels(base: Path, cgroup: str, max_file: str, usage_file: str, inactive: str):
-    """The room left at each level from the cgroup's folder up to ``base`` that has a limit. In
-    a container the path in /proc/self/cgroup may not exist under the mount; then only the
-    mount's root (the container's own cgroup) is read."""
-    folder = base / cgroup.lstrip("/")
-    if not folder.is_dir():
-        folder = base
-    while True:
-        limit_text = _read(folder / max_file)
-        usage_text = _read(folder / usage_file)
-        if limit_text is not None and usage_text is not None:
-            limit_text, usage_text = limit_text.strip(), usage_text.strip()
-            if limit_text.isdigit() and usage_text.isdigit() and int(limit_text) < 2**62:
-                cache = _stat_field(_read(folder / "memory.stat"), inactive) or 0
-                yield max(0, int(limit_text) - int(usage_text) + cache)
-        if folder == base or base not in folder.parents:
-            return
-        folder = folder.parent
+@functools.lru_cache(maxsize=1)
+def _process_cgroup_levels() -> list[CgroupLevel]:
+    """This process's limited cgroups, found once (the limits and usage are read every time)."""
+    return cgroup_levels()
 
 
 def address_space_available() -> int | None:
@@ -267,9 +296,11 @@ def _measure() -> tuple[int, str]:
         physical = _physical_memory()
         found = [(physical or FALLBACK_BYTES, "physical memory" if physical else "a default")]
     if sys.platform.startswith("linux"):
-        found.append((cgroup_available(), "the limit of this process's cgroup"))
+        left = cgroup_available(levels=_process_cgroup_levels())
+        found.append((left, "the limit of this process's cgroup"))
     found.append((address_space_available(), "the address-space limit (ulimit -v)"))
-    return min(((n, s) for n, s in found if n is not None), key=lambda item: item[0])
+    n, source = min(((n, s) for n, s in found if n is not None), key=lambda item: item[0])
+    return n + workspace.held()[1], source  # the workspace's unused buffers serve again
 
 
 def available_memory() -> int:
