@@ -165,11 +165,18 @@ def test_sequence_data_batches_empty_sequences_as_the_layers_take_them():
 
 
 def test_batches_that_cannot_fit_are_refused():
-    xs = [np.zeros((10**6, 1), np.float32), np.zeros((1, 1), np.float32)]
-    with memory_limit("4M"), pytest.raises(MemoryLimitError, match=r"a padded batch of shape"):
-        pad_sequences(xs * 4)  # 4 MiB of sequences padded to 8 rows of 10**6 steps
-    with pytest.raises(MemoryLimitError, match=r"the token rows of StreamData"):
-        StreamData([np.arange(5)] * 1000, batch_size=2, bptt=10**9)  # padding: 10**12 steps
+    xs = [np.zeros((10**6, 1), np.float32), np.zeros((1, 1), np.float32)] * 4
+    docs = [np.arange(5)] * 1000
+    tracemalloc.start()
+    try:
+        with memory_limit("4M"), pytest.raises(MemoryLimitError, match=r"a padded batch of shape"):
+            pad_sequences(xs)  # 16 MiB of sequences padded to 8 rows of 10**6 steps
+        with pytest.raises(MemoryLimitError, match=r"the token rows of StreamData"):
+            StreamData(docs, batch_size=2, bptt=10**9)  # its padding: 10**12 steps
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
 
 
 # -- loaders: what they refuse to read -----------------------------------------------------------
