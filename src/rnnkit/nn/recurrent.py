@@ -91,6 +91,10 @@ class Recurrent(Module):
     The cells run on :attr:`time_loop`, chosen when the layer is made (the compiled loops or the
     NumPy reference, see :func:`rnnkit.runtime.kernels.time_loop`); assign another
     :class:`~rnnkit.cells.TimeLoop` to run the layer on it.
+
+    A layer whose parameters cannot fit in memory (with what training adds: see
+    :func:`rnnkit.limits.check_parameters`) is refused with
+    :class:`~rnnkit.limits.MemoryLimitError` before any weight is drawn.
     """
 
     #: The cell class of a layer subclass (``LSTM``: :class:`~rnnkit.cells.LSTMCell`); None here.
@@ -362,6 +366,12 @@ class Recurrent(Module):
             (the two directions concatenated, forward first); the final state, structured like
             ``state``; and the cache for :meth:`backward`. The cache refers to ``x`` and the
             parameters without copying them: do not modify them in place before ``backward``.
+
+        Raises:
+            ValueError, TypeError: for ``x``, ``state`` or ``lengths`` of the wrong shape or
+                dtype, an empty batch or sequence (B or T = 0), or values that are not finite.
+            rnnkit.limits.MemoryLimitError: the pass would need more memory than is available
+                (:meth:`memory_estimate`); nothing is computed.
         """
         xt = self._check_x(x)  # (T, B, D)
         T, B, _ = xt.shape
@@ -493,7 +503,8 @@ class Recurrent(Module):
 
         Raises:
             ValueError: for a bidirectional layer (its reverse direction needs the whole
-                sequence), and for inputs or states of the wrong shape, dtype, or not finite.
+                sequence), and, as :meth:`forward`, for inputs or states of the wrong shape or
+                dtype, an empty batch (B = 0), or values that are not finite.
         """
         made = self.__dict__.get("_step_plan")  # (the time loop it was made for, the plan)
         if made is None or made[0] is not self.time_loop:
