@@ -15,6 +15,7 @@ from rnnkit.nn import (  # noqa: F401 (re-exported: __all__ takes their names fr
     GRU,
     LSTM,
     RNN,
+    Attention,
     Dropout,
     Embedding,
     LanguageModel,

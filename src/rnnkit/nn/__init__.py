@@ -1,6 +1,7 @@
 """Blocks and models: the recurrent stack every cell shares, embeddings, linear heads, dropout,
-pooling, ready models for the tasks, and the parameter-holding base class."""
+pooling, attention, ready models for the tasks, and the parameter-holding base class."""
 
+from rnnkit.nn.attention import Attention, AttentionMemory, AttentionMemoryGrad
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.linear import Linear
@@ -19,6 +20,9 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "Attention",
+    "AttentionMemory",
+    "AttentionMemoryGrad",
     "Dropout",
     "Embedding",
     "LanguageModel",
