@@ -538,7 +538,9 @@ TRAINER_CASES = [
     ("progress.order", np.array([0.0, 1.0]), INT_1D, "dtype float64"),
     ("progress.order", [0, 1], INT_1D, "got a list of 2 items"),
     ("progress.best", "low", "progress.best must be None or a float, got 'low'"),
-    ("progress.first_loss", 1, "progress.first_loss must be None or a float, got int 1"),
+    ("progress.first_loss", 1, "progress.first_loss must be None or a finite float > 0"),
+    ("progress.first_loss", float("nan"), "progress.first_loss must be None or a finite float"),
+    ("progress.first_loss", -1.0, "progress.first_loss must be None or a finite float > 0"),
     ("progress.stopped", 0, "progress.stopped must be None or a str"),
     ("progress.best_params", {"w": np.zeros(2)}, "best_params must be the names of", "['w']"),
     ("progress.surprise", 1, "progress must have the keys", "unexpected ['surprise']"),
@@ -582,6 +584,17 @@ def test_bad_fields_are_refused_from_a_file_too(trainer_tree, tmp_path):
     checkpoint.save(path, mutated(trainer_tree, "progress.step", -3))
     with raises(path, "progress.step must be an int in [0, 2**62), got int -3"):
         check_trainer_tree(checkpoint.load(path), path)
+
+
+def test_the_trainer_generator_can_be_required(trainer_tree):
+    """NumPy refuses another bit generator's state only when it is assigned, after the model
+    and optimiser are loaded: the resuming trainer names its own so the check refuses first."""
+    check_trainer_tree(trainer_tree, "x", bit_generator="PCG64")
+    mt = np.random.MT19937(0).state
+    tree = mutated(trainer_tree, "rng.trainer", mt)
+    check_trainer_tree(tree, "x")  # a valid state, of another generator
+    with raises("x", "rng.trainer.bit_generator must be 'PCG64' (the generator of the trainer"):
+        check_trainer_tree(tree, "x", bit_generator="PCG64")
 
 
 def test_best_params_must_match_the_models_shapes(trainer_tree):

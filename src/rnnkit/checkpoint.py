@@ -53,8 +53,8 @@ Limits, which :func:`save` enforces too, so that every file it writes can be rea
   member;
 - a manifest of at most :data:`MAX_MANIFEST_BYTES` (64 MiB) holding at most
   :data:`MAX_MANIFEST_VALUES` (2**22) JSON values, counted in its text before it is parsed: a
-  comma counts 1, a ``[`` 2 and a ``{`` 8, for what a number, a list and a dict cost once parsed
-  (so parsing any manifest takes at most about 300 MB and a few seconds);
+  comma counts 1, a ``"`` 1, a ``[`` 3 and a ``{`` 8, for what a number, a string, a list and a
+  dict cost once parsed (so parsing any manifest takes at most about 200 MB and two seconds);
 - an ``.npy`` header of at most 10,000 bytes (NumPy's own default), format version 1.0 or 2.0.
 
 Reading untrusted files
@@ -168,9 +168,9 @@ MAX_MEMBERS = 10_000
 _DIRECTORY_BYTES_PER_MEMBER = 256
 #: Largest manifest, in bytes (a trainer's history of 400,000 logged steps fits).
 MAX_MANIFEST_BYTES = 64 * 2**20
-#: Most JSON values a manifest may hold, counted in its text (see :func:`_json_values`): each
-#: costs up to about 70 bytes once parsed, so that parsing a manifest takes at most about 300 MB
-#: whatever its content (a trainer's history of 400,000 logged steps fits).
+#: Most JSON values a manifest may hold, counted in its text (see :func:`_json_values`) so
+#: that parsing a manifest takes at most about 200 MB, whatever its content (a trainer's history
+#: of 400,000 logged steps fits).
 MAX_MANIFEST_VALUES = 2**22
 #: Longest .npy header read (NumPy's default ``max_header_size``); the header's fixed prefix
 #: (magic, version, length field) adds at most 12 bytes.
@@ -433,11 +433,12 @@ def _write_archive(f: BinaryIO, tree: Any, arrays: list[tuple[str, np.ndarray]])
 
 def _json_values(raw: bytes) -> int:
     """An upper bound on the values a JSON text holds, counted without parsing it: every value
-    but the first of a list or an object follows a comma. A list counts 2 and an object 8 (a
-    dict made by ``json.loads`` takes about eight times the memory of a number, and as long to
-    decode as a tag), so that the count bounds the cost of parsing (commas in strings count
-    too: the bound is conservative)."""
-    return raw.count(b",") + 2 * raw.count(b"[") + 8 * raw.count(b"{")
+    but the first of a list or an object follows a comma. A string counts 2 more (its quotes),
+    a list 3 and an object 8, for what they cost once parsed next to a number (a dict made by
+    ``json.loads`` takes about eight times its memory), so that the count bounds the memory
+    and time of parsing. Commas and quotes inside strings count too: the bound is
+    conservative."""
+    return raw.count(b",") + raw.count(b'"') + 3 * raw.count(b"[") + 8 * raw.count(b"{")
 
 
 def _manifest_too_big(size: int, values: int) -> str | None:
@@ -814,8 +815,8 @@ def _read_npy_header(head: bytes, name: str, entry: dict[str, Any], path: str) -
             raise ValueError(f"its .npy format version is {version}; rnnkit reads 1.0 and 2.0")
         read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, fortran, dtype = read(buffer)
-    except (ValueError, TypeError, EOFError, SyntaxError, RecursionError) as e:
-        raise _error(path, f"member {name!r} is not a plain .npy array: {e}") from None
+    except Exception as e:  # NumPy's parser raises ValueError, SyntaxError, TokenError ...
+        raise _error(path, f"member {name!r} is not a plain .npy array: {e!r:.300}") from None
     if dtype.hasobject:
         raise _error(
             path,

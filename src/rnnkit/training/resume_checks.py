@@ -19,7 +19,7 @@ The tree, as version 1 of the trainer writes it::
     progress   {"step", "epoch", "batch", "nonfinite", "skipped", "bad": int in [0, 2**62),
                 "order": None | 1-D int array, a permutation of range(len),
                 "best": None | float, "best_params": None | {name: array} (as model.params),
-                "first_loss": None | float (optional: absent before rnnkit 0.2),
+                "first_loss": None | float > 0 (optional: absent before rnnkit 0.2),
                 "stopped": None | str (optional)}
     state      None | {"s0": array, "s1": array, ...}
     history    {column: list of None, bool, int, float or str, all columns of one length}
@@ -30,6 +30,7 @@ estimators' ``load`` as well.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -78,12 +79,19 @@ _PROGRESS = (*_COUNTS, "order", "best", "best_params")
 _PROGRESS_OPTIONAL = ("first_loss", "stopped")
 
 
-def check_trainer_tree(tree: Any, path: str | os.PathLike[str]) -> None:
+def check_trainer_tree(
+    tree: Any, path: str | os.PathLike[str], *, bit_generator: str | None = None
+) -> None:
     """Check that ``tree``, read from the checkpoint file ``path``, is a trainer checkpoint as
     :meth:`rnnkit.Trainer.save_checkpoint` writes it (see the module docstring), every field of
     it; raise :class:`~rnnkit.checkpoint.CheckpointError` naming the file, the field, what was
-    expected and what was found. Whether it fits a given trainer (its model's parameter names,
-    its optimiser) is for ``Trainer.load_checkpoint`` to check."""
+    expected and what was found.
+
+    ``bit_generator``, the name of the resuming trainer's bit generator
+    (``type(trainer.rng.bit_generator).__name__``), makes ``rng.trainer`` a state of that one:
+    NumPy refuses another's state only when it is assigned. Whether the rest fits a given
+    trainer (its model's parameter names, its optimiser) is for ``Trainer.load_checkpoint`` to
+    check."""
     path = os.fspath(path)
     check_dict(tree, path, "the checkpoint", "a dict (a trainer checkpoint's tree)")
     if tree.get("kind") != TRAINER_KIND:
@@ -113,6 +121,13 @@ def check_trainer_tree(tree: Any, path: str | os.PathLike[str]) -> None:
     check_dict(rng, path, "rng", "a dict")
     check_keys(rng, path, "rng", ("trainer", "model"))
     check_rng_state(rng["trainer"], path, "rng.trainer")
+    if bit_generator is not None and rng["trainer"]["bit_generator"] != bit_generator:
+        raise _error(
+            path,
+            "rng.trainer.bit_generator",
+            f"{bit_generator!r} (the generator of the trainer that resumes)",
+            rng["trainer"]["bit_generator"],
+        )
     check_dict(rng["model"], path, "rng.model", "a dict of bit generator states by module name")
     for name, state in rng["model"].items():
         check_rng_state(state, path, f"rng.model[{name!r}]")
@@ -146,9 +161,10 @@ def _check_progress(progress: Any, params: dict[str, np.ndarray], path: str) -> 
             raise _error(
                 path, field, f"a permutation of range({n})", _Said(f"{twice} twice or more")
             )
-    for name in ("best", "first_loss"):
-        if name in progress:
-            check_optional_float(progress[name], path, f"progress.{name}")
+    check_optional_float(progress["best"], path, "progress.best")  # NaN when nothing validated
+    first = progress.get("first_loss")
+    if first is not None and not (type(first) is float and math.isfinite(first) and first > 0):
+        raise _error(path, "progress.first_loss", "None or a finite float > 0", first)
     stopped = progress.get("stopped")
     if stopped is not None and not isinstance(stopped, str):
         raise _error(path, "progress.stopped", "None or a str", stopped)
