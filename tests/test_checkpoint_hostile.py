@@ -546,8 +546,8 @@ TRAINER_CASES = [
     ("progress.surprise", 1, "progress must have the keys", "unexpected ['surprise']"),
     ("progress", [], "progress must be a dict"),
     ("kind", "rnnkit.estimator", "kind must be 'rnnkit.trainer'"),
-    ("version", True, "version must be 1", "got bool True"),
-    ("version", 2, "version must be 1"),
+    ("version", True, "version must be one of [1, 2]", "got bool True"),
+    ("version", 3, "version must be one of [1, 2]"),
     ("config", None, "config must be a dict"),
     ("model.class", 3, "model.class must be a class name (str)"),
     ("model.params", {"w": 1.0}, "model.params['w'] must be an array, got float 1.0"),
@@ -567,7 +567,24 @@ TRAINER_CASES = [
     ("state", {"s0": 3}, "state['s0'] must be an array"),
     ("history", {"a": [1, 2], "b": [1]}, "history['b'] must be 2 values long", "got 1"),
     ("history", {"a": [[1]]}, "history['a'][0] must be None, a bool, int, float or str"),
-    ("history", {"a": (1,)}, "history['a'] must be a list"),
+    ("history", {"a": (1,)}, "history is malformed: ['a']: a list or an encoded column"),
+    (
+        "history",
+        {"a": {"int": np.zeros(2, np.int64), "missing": np.zeros(3, bool)}},
+        "history is malformed",
+        "int must be a 1-D int64 array",
+    ),
+    (
+        "history",
+        {"a": {"codes": np.array([0, 5], np.int32), "strings": ["x"]}},
+        "codes must lie in [-1, 1)",
+    ),
+    (
+        "history",
+        {"a": {"float": np.zeros(2), "missing": np.zeros(2, bool)}, "b": [1]},
+        "['b']: 1 rows, the other columns have 2",
+    ),
+    ("history", {"a": {"pickle": b"x"}}, "unknown column encoding"),
 ]
 
 

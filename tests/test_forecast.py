@@ -462,3 +462,20 @@ def test_sunspots_backtest_beats_naive(seed):
     print(f"\nsunspots seed {seed}\n{r.to_markdown(2)}")
     assert r.metrics["model"]["MAE"] < 0.8 * r.metrics["naive"]["MAE"]
     assert r.metrics["model"]["MASE"] < 0.8 * r.metrics["naive"]["MASE"]
+
+
+def test_horizons_are_bounded(monkeypatch):
+    """A horizon of 10**8 (a typo) is refused at once instead of running for days."""
+    y = 10 + np.sin(np.arange(80) / 5)
+    f = RNNForecaster(window=8, hidden_size=4, epochs=1, quiet=True).fit(y)
+    for call in (
+        lambda: f.predict(horizon=10**8),
+        lambda: f.backtest(y, 40, horizon=10**8),
+        lambda: RNNForecaster(horizon=10**8).fit(y),
+    ):
+        with pytest.raises(ValueError, match=r"horizon must be at most 100,000 steps"):
+            call()
+    monkeypatch.setattr(RNNForecaster, "max_horizon", 10)
+    with pytest.raises(ValueError, match=r"at most 10 steps"):
+        f.predict(horizon=11)
+    assert f.predict(horizon=10).shape == (10,)

@@ -254,7 +254,9 @@ def test_bad_sample_and_score_arguments(lm):
     for temperature in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
             lm.sample("a", temperature=temperature)
-    with pytest.raises(ValueError, match="length must be >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"length must be in \[0, 10,000,000\] characters"):
+        lm.sample("a", length=10**12)
+    with pytest.raises(ValueError, match=r"length must be in \[0, 10,000,000\] characters, got -1"):
         lm.sample("a", length=-1)
     with pytest.raises(TypeError, match="length must be an int"):
         lm.sample("a", length=2.5)

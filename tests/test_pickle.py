@@ -341,6 +341,29 @@ def run_sequence_data(source: Any) -> Any:
     return [tuple(source.batch(order, i)) for i in range(len(source))]
 
 
+def run_attention(attn: Any) -> Any:
+    rng = np.random.default_rng(4)
+    keys = randn(rng, 5, 3, attn.key_size)
+    mask = np.arange(5)[:, None] < np.array([5, 2, 4])
+    context, weights, cache = attn.attend(randn(rng, 4, 3, attn.query_size), keys, mask)
+    dquery, dkeys, grads = attn.attend_backward(
+        randn(rng, *context.shape), cache, randn(rng, *weights.shape)
+    )
+    return context, weights, dquery, dkeys, grads, attn.state_dict()
+
+
+def pair_data() -> data.PairData:
+    pairs = [("cab", "k ae b"), ("a", "ah"), ("abba", "ae b ah"), ("bac", "b ae k"), ("c", "s iy")]
+    src = data.TokenVocabulary.from_sequences([data.tokenize(s, "chars") for s, _ in pairs])
+    tgt = data.TokenVocabulary.from_sequences([data.tokenize(t, "words") for _, t in pairs])
+    return data.PairData.from_pairs(pairs, src, tgt, batch_size=2)
+
+
+def run_token_vocabulary(vocab: Any) -> Any:
+    encoded = vocab.encode(["b", "a", "zz", "c"])
+    return vocab.to_list(), encoded, vocab.decode(encoded), len(vocab)
+
+
 def run_vocabulary(vocab: data.Vocabulary) -> Any:
     encoded = vocab.encode("hello, world")
     return vocab.chars, encoded, vocab.decode(encoded), len(vocab)
@@ -427,6 +450,11 @@ def lstm(**kw: Any) -> Any:
 CASES: dict[str, Case] = {
     # -- cells
     "LSTMCell": Case(cells.LSTMCell, cells.LSTMCell, run_cell),
+    "Attention": Case(
+        rnnkit.nn.Attention,
+        lambda: random_biases(rnnkit.nn.Attention(4, 3, "additive", 5, dtype=F64, seed=0)),
+        run_attention,
+    ),
     "GRUCell-after": Case(cells.GRUCell, cells.GRUCell, run_cell),
     "GRUCell-before": Case(cells.GRUCell, lambda: cells.GRUCell(reset="before"), run_cell),
     "RNNCell-tanh": Case(cells.RNNCell, cells.RNNCell, run_cell),
@@ -541,6 +569,12 @@ CASES: dict[str, Case] = {
         run_sequence_data,
     ),
     "Vocabulary": Case(data.Vocabulary, lambda: data.Vocabulary.from_text(TEXT), run_vocabulary),
+    "PairData": Case(data.PairData, pair_data, run_sequence_data),
+    "TokenVocabulary": Case(
+        data.TokenVocabulary,
+        lambda: data.TokenVocabulary.from_sequences([["a", "b"], ["b", "c"]]),
+        run_token_vocabulary,
+    ),
     # -- estimators, fitted and not
     "CharLM": Case(apps.CharLM, lambda: char_lm().fit(TEXT), run_char_lm),
     "CharLM-unfitted": Case(apps.CharLM, char_lm, fit_then(run_char_lm, TEXT)),

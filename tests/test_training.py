@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -372,3 +373,100 @@ def test_bad_arguments():
         rnnkit.Trainer(model, opt).fit(regression_data())
     with pytest.raises(ValueError, match=r"log must be a \.csv or \.jsonl file"):
         rnnkit.Trainer(model, opt, log="run.txt")
+
+
+def checkpoint_steps(trainer):
+    """Record the step of every checkpoint the trainer writes."""
+    steps = []
+    trainer.callbacks.append(
+        lambda event, t, row: steps.append(row["step"]) if event == "checkpoint" else None
+    )
+    return steps
+
+
+def test_checkpoints_after_every_validation_and_at_the_end(tmp_path):
+    trainer, data = training_job.build(checkpoint=tmp_path / "run.ckpt")
+    trainer.checkpoint_seconds = None
+    steps = checkpoint_steps(trainer)
+    trainer.fit(data, epochs=3, val=data)  # 6 batches an epoch
+    assert steps == [6, 12, 18, 18]  # three validations, then the end of fit
+    trainer, data = training_job.build(checkpoint=tmp_path / "run2.ckpt")
+    trainer.checkpoint_seconds = None
+    steps = checkpoint_steps(trainer)
+    trainer.fit(data, steps=9, val=data, val_every=4)
+    assert steps == [4, 8, 9]
+
+
+def test_timed_checkpoints(tmp_path, monkeypatch):
+    """checkpoint_seconds=0 checkpoints every step; otherwise a step is checkpointed once that
+    much time has passed since the last checkpoint (a clock that moves 25 s a step here)."""
+    trainer, data = training_job.build(checkpoint=tmp_path / "run.ckpt")
+    trainer.checkpoint_seconds = 0
+    steps = checkpoint_steps(trainer)
+    trainer.fit(data, steps=4)
+    assert steps == [1, 2, 3, 4, 4]
+    clock = iter(range(0, 10**6, 25))
+    monkeypatch.setattr(time, "monotonic", lambda: float(next(clock)))
+    trainer, data = training_job.build(checkpoint=tmp_path / "run2.ckpt")
+    assert trainer.checkpoint_seconds == 60.0  # the default
+    steps = checkpoint_steps(trainer)
+    trainer.fit(data, steps=8)
+    # each step reads the clock once; a checkpoint resets the reference
+    assert steps[:-1] == [3, 6] and steps[-1] == 8
+    for bad in (-1, float("nan"), "60"):
+        with pytest.raises((ValueError, TypeError), match="checkpoint_seconds"):
+            rnnkit.Trainer(trainer.model, trainer.optimizer, "mse", checkpoint_seconds=bad)
+
+
+def test_a_run_that_stopped_early_stays_stopped_when_resumed(tmp_path):
+    path = tmp_path / "run.ckpt"
+    val = regression_data(seed=0, negate=True)
+    model = regressor()
+    trainer = rnnkit.Trainer(
+        model, rnnkit.optim.Adam(model.parameters(), lr=0.05), "mse", checkpoint=path
+    )
+    first = trainer.fit(regression_data(), epochs=50, val=val, val_every=2, patience=3)
+    assert first.stopped == "early_stopping"
+    params = model.state_dict()
+    model2 = regressor()
+    again = rnnkit.Trainer(
+        model2, rnnkit.optim.Adam(model2.parameters(), lr=0.05), "mse", checkpoint=path
+    )
+    again.load_checkpoint(path)
+    result = again.fit(regression_data(), epochs=80, val=val, val_every=2, patience=3)
+    assert (result.stopped, result.step) == ("early_stopping", first.step)
+    assert all(np.array_equal(params[k], v) for k, v in model2.state_dict().items())
+
+
+def test_a_long_runs_history_checkpoints_and_comes_back_exactly(tmp_path):
+    """500,000 logged rows (a long run) are columns of arrays in the checkpoint, not millions
+    of JSON values (which checkpoint files refuse): they come back value for value."""
+    from rnnkit.training.metric_log import decode_columns, encode_columns
+
+    n = 500_000
+    rng = np.random.default_rng(0)
+    loss = rng.standard_normal(n).tolist()
+    loss[3], loss[4], loss[5] = float("nan"), -0.0, float("inf")
+    history = {
+        "step": list(range(n)),
+        "kind": ["train", "val", None, "skip"] * (n // 4),
+        "loss": loss,
+        "note": [None] * (n - 1) + ["non-finite loss (1 in a row): skipped"],
+        "grad_norm": [None, 1.5] * (n // 2),
+        "flag": [True, None] * (n // 2),
+    }
+    back = decode_columns(encode_columns(history))
+    assert list(back) == list(history)
+    for name, column in history.items():
+        assert len(back[name]) == n
+        assert all(type(a) is type(b) for a, b in zip(column[:8], back[name][:8])), name
+    assert np.array_equal(np.array(back["loss"]), np.array(loss), equal_nan=True)
+    assert np.signbit(back["loss"][4]) and back["kind"] == history["kind"]
+    assert back["note"] == history["note"] and back["grad_norm"] == history["grad_norm"]
+    trainer, data = training_job.build(checkpoint=tmp_path / "run.ckpt")
+    trainer.fit(data, steps=2)
+    trainer.history = {k: v for k, v in history.items() if k != "flag"}
+    trainer.save_checkpoint()
+    fresh, _ = training_job.build()
+    fresh.load_checkpoint(tmp_path / "run.ckpt")
+    assert fresh.history["step"] == history["step"] and fresh.history["kind"] == history["kind"]

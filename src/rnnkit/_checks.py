@@ -98,7 +98,14 @@ def array(
             if value.dtype in FLOAT_DTYPES
             else f"{name} must have dtype {dtype} (the layer's dtype), got {value.dtype}"
         )
-    if finite and not np.isfinite(value).all():
+    if finite:
+        finite_values(name, value)
+    return value
+
+
+def finite_values(name: str, value: np.ndarray) -> np.ndarray:
+    """``value`` if every element is finite; a ValueError naming the first bad index if not."""
+    if not np.isfinite(value).all():
         bad = np.argwhere(~np.isfinite(value))[0]
         raise ValueError(
             f"{name} must be finite, got {value[tuple(bad)]} at index {tuple(int(i) for i in bad)}"

@@ -493,6 +493,7 @@ def train_model(
     seed: Any = 0,
     checkpoint_path: str | Path | None = None,
     checkpoint_every: int | None = None,
+    checkpoint_seconds: float | None = 60.0,
     resume: bool = False,
     log: str | Path | None = None,
     quiet: bool = False,
@@ -500,10 +501,13 @@ def train_model(
     unit: str = "example",
     config: dict | None = None,
     callbacks: tuple = (),
+    schedule: Callable[[optim.Optimizer], Any] | None = None,
 ) -> Trainer:
     """Train ``model`` with Adam, gradient clipping, optional validation and early stopping,
     a progress report, and (with ``checkpoint_path``) checkpoints that ``resume=True`` continues
-    from. Returns the trainer (its ``history``, ``progress`` and final ``evaluate``)."""
+    from (see :class:`~rnnkit.Trainer` for when they are written). ``schedule`` builds the
+    learning-rate schedule from the optimiser. Returns the trainer (its ``history``,
+    ``progress`` and final ``evaluate``)."""
     opt = optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     total = steps if steps is not None else (epochs or 0) * len(train)
     bar = Progress(total or None, desc=desc, unit=unit, quiet=quiet)
@@ -514,8 +518,10 @@ def train_model(
         clip_norm=clip_norm,
         stateful=stateful,
         seed=seed,
+        schedule=None if schedule is None else schedule(opt),
         checkpoint=checkpoint_path,
         checkpoint_every=checkpoint_every,
+        checkpoint_seconds=checkpoint_seconds,
         log=log,
         callbacks=(bar, *callbacks),
         config=config,

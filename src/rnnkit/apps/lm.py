@@ -36,6 +36,10 @@ from rnnkit.cells.base import Cell
 from rnnkit.data.batching import StreamData, reset_rows
 from rnnkit.data.text import UNKNOWN_ID, Vocabulary
 from rnnkit.nn.models import LanguageModel
+from rnnkit.training.metric_log import decode_columns, encode_columns
+
+#: The longest sample :meth:`CharLM.sample` writes: 10 million characters take some minutes.
+MAX_SAMPLE_LENGTH = 10_000_000
 
 
 class CharLM(Estimator):
@@ -123,6 +127,7 @@ class CharLM(Estimator):
         *,
         checkpoint: str | Path | None = None,
         resume: bool = False,
+        checkpoint_seconds: float | None = 60.0,
         log: str | Path | None = None,
         callbacks: tuple = (),
     ) -> CharLM:
@@ -135,11 +140,13 @@ class CharLM(Estimator):
 
         Args:
             text: the training text.
-            checkpoint: a path to checkpoint the run to (at the end, on Ctrl-C).
+            checkpoint: a path to checkpoint the run to (after every validation, every
+                ``checkpoint_seconds``, at the end and on Ctrl-C: see :class:`~rnnkit.Trainer`).
             resume: continue from ``checkpoint`` if that file exists (the same text and
                 parameters are expected: the step count, optimiser and carried state go on
                 from where they were, so ``steps``/``epochs`` count from the start of the first
                 run); without the file, training starts afresh.
+            checkpoint_seconds: the longest time between two checkpoints (None: no timed ones).
             log: a ``.csv`` or ``.jsonl`` path for the metrics.
             callbacks: :class:`~rnnkit.Trainer` callbacks, ``callback(event, trainer, row)``.
 
@@ -200,6 +207,7 @@ class CharLM(Estimator):
             stateful=True,
             seed=self.seed,
             checkpoint_path=checkpoint,
+            checkpoint_seconds=checkpoint_seconds,
             resume=resume,
             log=log,
             quiet=self.quiet,
@@ -348,7 +356,8 @@ class CharLM(Estimator):
 
         Args:
             prime: text to continue ("" for none).
-            length: characters to write, >= 0.
+            length: characters to write, from 0 to :data:`MAX_SAMPLE_LENGTH` (10 million,
+                some minutes of sampling: more is almost certainly a typo).
             temperature: :math:`\tau > 0`: below 1 more conservative, above 1 more adventurous;
                 towards 0 it approaches greedy decoding.
             top_k: draw only among the k most likely characters (1: greedy, deterministic;
@@ -359,27 +368,7 @@ class CharLM(Estimator):
             The ``length`` characters written, without the prime.
         """
         self._check_fitted()
-        if not isinstance(prime, str):
-            raise TypeError(f"prime must be a str, got {type(prime).__name__}")
-        if isinstance(length, bool) or not isinstance(length, (int, np.integer)):
-            raise TypeError(f"length must be an int, got {type(length).__name__} {length!r}")
-        if length < 0:
-            raise ValueError(f"length must be >= 0, got {length}")
-        if isinstance(temperature, bool) or not isinstance(
-            temperature, (int, float, np.integer, np.floating)
-        ):
-            raise TypeError(
-                f"temperature must be a number, got {type(temperature).__name__} {temperature!r}"
-            )
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
-        if top_k is not None:
-            if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
-                raise TypeError(
-                    f"top_k must be an int or None, got {type(top_k).__name__} {top_k!r}"
-                )
-            if top_k < 1:
-                raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
+        check_sampling(prime, length, temperature, top_k)
         rng = _checks.rng(seed)
         if length == 0:
             return ""
@@ -418,7 +407,7 @@ class CharLM(Estimator):
             "vocabulary": self.vocabulary_.chars,
             "char_counts": self.char_counts_,
             "model": self.model_.state_dict(),
-            "history": {k: [_json_scalar(v) for v in vs] for k, vs in self.history_.items()},
+            "history": encode_columns(self.history_),
             "val_loss": self.val_loss_,
             "n_steps": self.n_steps_,
         }
@@ -437,7 +426,7 @@ class CharLM(Estimator):
         self.vocabulary_ = vocab
         self.model_ = model
         self.char_counts_ = counts
-        self.history_ = {k: list(v) for k, v in state["history"].items()}
+        self.history_ = decode_columns(state["history"])
         self.val_loss_ = state["val_loss"]
         self.n_steps_ = state["n_steps"]
 
@@ -489,15 +478,33 @@ def _positive_number(name: str, value: Any) -> float:
     return float(value)
 
 
+def check_sampling(prime: Any, length: Any, temperature: Any, top_k: Any = None) -> None:
+    """The checks :meth:`CharLM.sample` makes of its arguments (the command makes them before
+    it trains)."""
+    if not isinstance(prime, str):
+        raise TypeError(f"prime must be a str, got {type(prime).__name__}")
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)):
+        raise TypeError(f"length must be an int, got {type(length).__name__} {length!r}")
+    if not 0 <= length <= MAX_SAMPLE_LENGTH:
+        raise ValueError(f"length must be in [0, {MAX_SAMPLE_LENGTH:,}] characters, got {length:,}")
+    if isinstance(temperature, bool) or not isinstance(
+        temperature, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(
+            f"temperature must be a number, got {type(temperature).__name__} {temperature!r}"
+        )
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+            raise TypeError(f"top_k must be an int or None, got {type(top_k).__name__} {top_k!r}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
+
+
 def _checkpoint_vocabulary(path: str | Path) -> list[str] | None:
     """The vocabulary stored in a CharLM training checkpoint's config (None if there is none)."""
     config = checkpoint.peek(path).get("config")
     if not isinstance(config, dict):
         return None
     return config.get("vocabulary")
-
-
-def _json_scalar(value: Any) -> Any:
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    return float(value)

@@ -305,9 +305,9 @@ class Recurrent(Module):
             for i, (s, v) in enumerate(zip(self.cell.state_names, state))
         )
 
-    def _check_x(self, x: Any) -> np.ndarray:
+    def _check_x(self, x: Any, finite: bool = True) -> np.ndarray:
         layout = ("B", "T") if self.batch_first else ("T", "B")
-        x = _checks.array("x", x, (*layout, self.input_size), self.dtype, finite=True)
+        x = _checks.array("x", x, (*layout, self.input_size), self.dtype, finite=finite)
         return x.swapaxes(0, 1) if self.batch_first else x  # (T, B, D)
 
     def _mask(self, lengths: Any, T: int, B: int) -> np.ndarray | None:
@@ -373,12 +373,13 @@ class Recurrent(Module):
             rnnkit.limits.MemoryLimitError: the pass would need more memory than is available
                 (:meth:`memory_estimate`); nothing is computed.
         """
-        xt = self._check_x(x)  # (T, B, D)
+        xt = self._check_x(x, finite=False)  # (T, B, D)
         T, B, _ = xt.shape
         limits.check_memory(
             lambda: f"the forward pass of {self!r} over T={T} steps, B={B} sequences",
             self.memory_estimate(T, B),
         )
+        _checks.finite_values("x", x)  # after the memory check: it reads all of x
         mask = self._mask(lengths, T, B)
         state0 = self._check_state("state", state, B)
         K = self.num_directions

@@ -9,9 +9,9 @@ checks every field's type and range, and raises :class:`~rnnkit.checkpoint.Check
 naming the file, the field (``progress.step``), what was expected and what was found, so that
 ``Trainer.load_checkpoint`` changes nothing unless the whole tree is sound.
 
-The tree, as version 1 of the trainer writes it::
+The tree, as version 2 of the trainer writes it::
 
-    kind "rnnkit.trainer", version 1, config {...}
+    kind "rnnkit.trainer", version 2, config {...}
     model      {"class": str, "params": {name: array}}
     optimizer  {...}                 (the optimiser's state_dict; it checks its own entries)
     schedule   None | {...}          (the schedule's state_dict; likewise)
@@ -22,7 +22,8 @@ The tree, as version 1 of the trainer writes it::
                 "first_loss": None | float > 0 (optional: absent before rnnkit 0.2),
                 "stopped": None | str (optional)}
     state      None | {"s0": array, "s1": array, ...}
-    history    {column: list of None, bool, int, float or str, all columns of one length}
+    history    {column: encoded column}, see rnnkit.training.metric_log.encode_columns
+               (version 1: {column: list of None, bool, int, float or str}), of one length
 
 The helpers (:func:`check_count`, :func:`check_arrays`, :func:`check_history`, ...) serve the
 estimators' ``load`` as well.
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from rnnkit.checkpoint import CheckpointError
+from rnnkit.training.metric_log import check_encoded_columns
 
 __all__ = [
     "BIT_GENERATORS",
@@ -55,7 +57,9 @@ __all__ = [
 
 #: The trainer's ``KIND`` and ``VERSION`` (trainer.py imports this module, not the reverse).
 TRAINER_KIND = "rnnkit.trainer"
-TRAINER_VERSION = 1
+TRAINER_VERSION = 2
+#: The versions read: 1 stored the metric columns as lists, 2 as arrays.
+TRAINER_VERSIONS = (1, 2)
 #: Bound of every counter (steps, epochs, batches): far beyond any run, and small enough that
 #: arithmetic on it stays exact in an int64.
 MAX_COUNT = 2**62
@@ -99,9 +103,12 @@ def check_trainer_tree(
             path, "kind", f"{TRAINER_KIND!r} (not an rnnkit trainer checkpoint)", tree.get("kind")
         )
     version = tree.get("version")
-    if type(version) is not int or version != TRAINER_VERSION:
+    if type(version) is not int or version not in TRAINER_VERSIONS:
         raise _error(
-            path, "version", f"{TRAINER_VERSION} (this rnnkit's trainer checkpoints)", version
+            path,
+            "version",
+            f"one of {list(TRAINER_VERSIONS)} (this rnnkit's trainer checkpoints)",
+            version,
         )
     check_keys(tree, path, "the checkpoint", _TOP)
     check_dict(tree["config"], path, "config", "a dict")
@@ -256,9 +263,16 @@ def check_arrays(
     return value
 
 
-def check_history(value: Any, path: str, field: str) -> dict[str, list]:
-    """Metric columns: a dict of lists of None, bool, int, float or str, all of one length."""
-    check_dict(value, path, field, "a dict of metric columns (lists)")
+def check_history(value: Any, path: str, field: str) -> dict[str, Any]:
+    """Metric columns: a dict of columns as :func:`~rnnkit.training.metric_log.encode_columns`
+    writes them, or (older files) of lists of None, bool, int, float or str; all of one
+    length."""
+    check_dict(value, path, field, "a dict of metric columns")
+    if any(type(column) is not list for column in value.values()):
+        why = check_encoded_columns(value)
+        if why is not None:
+            raise CheckpointError(f"{path}: {field} is malformed: {why}")
+        return value
     length = None
     for name, column in value.items():
         where = f"{field}[{name!r}]"

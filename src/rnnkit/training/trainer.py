@@ -35,7 +35,8 @@ from rnnkit.data.batching import Batch, reset_rows
 from rnnkit.optim.clip import clip_grad_norm
 from rnnkit.optim.optimizers import Optimizer
 from rnnkit.optim.schedules import ReduceLROnPlateau
-from rnnkit.training.metric_log import MetricLog
+from rnnkit.training.metric_log import MetricLog, decode_columns, encode_columns
+from rnnkit.training.resume_checks import check_trainer_tree
 
 LOSSES = {
     "cross_entropy": losses.cross_entropy,
@@ -45,7 +46,9 @@ LOSSES = {
     "huber": losses.huber,
 }
 KIND = "rnnkit.trainer"
-VERSION = 1
+#: 2: the metric columns as arrays (:func:`~rnnkit.training.metric_log.encode_columns`); version
+#: 1 checkpoints (plain lists) are still read.
+VERSION = 2
 
 
 class TrainingError(RuntimeError):
@@ -104,9 +107,15 @@ class Trainer:
             high) does within a few steps.
         log: a ``.csv`` or ``.jsonl`` path for the metrics, or None.
         log_every: log the training loss every this many steps.
-        checkpoint: a path for checkpoints (written atomically), or None.
-        checkpoint_every: also checkpoint every this many steps (always at the end of fit, at
-            Ctrl-C and after an improved validation).
+        checkpoint: a path for checkpoints (written atomically), or None. With a path, the
+            trainer checkpoints after every validation, at the end of :meth:`fit` and on
+            Ctrl-C, plus as ``checkpoint_every`` and ``checkpoint_seconds`` say; a run killed
+            at any moment (even during a write) resumes from the last one and ends bit for bit
+            as the uninterrupted run would.
+        checkpoint_every: also checkpoint every this many optimiser steps.
+        checkpoint_seconds: also checkpoint after the first step that ends at least this many
+            seconds after the last checkpoint (or the start), so a crash loses at most about
+            that much work (None: no timed checkpoints; 0: after every step).
         callbacks: functions ``callback(event, trainer, row)`` called with event "step",
             "validation", "skip", "checkpoint" or "end" and the row logged for it.
         seed: seeds the trainer's generator (the order of the batches).
@@ -141,6 +150,7 @@ class Trainer:
         log_every: int = 1,
         checkpoint: str | Path | None = None,
         checkpoint_every: int | None = None,
+        checkpoint_seconds: float | None = 60.0,
         callbacks: Iterable[Callable] = (),
         seed: Any = 0,
         config: Mapping[str, Any] | None = None,
@@ -179,6 +189,11 @@ class Trainer:
             if checkpoint_every is None
             else _checks.positive_int("checkpoint_every", checkpoint_every)
         )
+        self.checkpoint_seconds = (
+            None
+            if checkpoint_seconds is None
+            else _checks.nonnegative("checkpoint_seconds", checkpoint_seconds)
+        )
         self.callbacks = list(callbacks)
         self.rng = _checks.rng(seed)
         self.config = dict(config or {})
@@ -186,6 +201,7 @@ class Trainer:
         self.state: Any = None  # the carried state of a stateful run
         self.history: dict[str, list] = {}
         self._start = time.perf_counter()
+        self._last_checkpoint = time.monotonic()
         self._interrupt = False
 
     # -- one step -------------------------------------------------------------------------------
@@ -323,7 +339,10 @@ class Trainer:
             raise ValueError("train has no batches")
         p = self.progress
         self.model.train()
-        stopped = None
+        self._last_checkpoint = time.monotonic()
+        # A resumed run that had already stopped early stays stopped (more epochs do not undo
+        # the patience that ran out).
+        stopped = "early_stopping" if patience is not None and p.bad >= patience else None
         with _deferred_interrupt(self):
             while stopped is None:
                 if p.order is not None and p.batch >= len(train):
@@ -333,6 +352,8 @@ class Trainer:
                     p.order = None
                     if val is not None and val_every is None:
                         stopped = self._validate(val, patience)
+                        if stopped is None:
+                            self._checkpoint_now()
                     if stopped is None and self._interrupt:
                         stopped = "interrupted"
                     if stopped is not None:
@@ -364,19 +385,20 @@ class Trainer:
                             "was applied. Lower the learning rate, clip the gradients "
                             "(clip_norm) or check the data for NaN/Inf."
                         )
-                    if (
+                    validated = (
                         val is not None
                         and val_every is not None
                         and kind == "train"
-                        and (p.step % val_every == 0)
-                    ):
+                        and p.step % val_every == 0
+                    )
+                    if validated:
                         stopped = self._validate(val, patience)
                     if (
-                        self.checkpoint_every
+                        stopped is None
                         and kind == "train"
-                        and p.step % self.checkpoint_every == 0
+                        and (validated or self._checkpoint_due())
                     ):
-                        self.save_checkpoint()
+                        self._checkpoint_now()
                     if stopped is None and self._interrupt:
                         stopped = "interrupted"
                     if stopped is not None:
@@ -388,6 +410,21 @@ class Trainer:
         result = TrainResult(p.step, p.epoch, stopped, p.best, self.history)
         self._emit("end", {"step": p.step, "epoch": p.epoch, "kind": "end", "note": stopped})
         return result
+
+    def _checkpoint_due(self) -> bool:
+        """Whether the step just taken should be checkpointed (by count or by time)."""
+        if self.checkpoint_path is None:
+            return False
+        if self.checkpoint_every and self.progress.step % self.checkpoint_every == 0:
+            return True
+        return (
+            self.checkpoint_seconds is not None
+            and time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds
+        )
+
+    def _checkpoint_now(self) -> None:
+        if self.checkpoint_path is not None:
+            self.save_checkpoint()
 
     def _divergence_note(self) -> str:
         if self.divergence is None or self.progress.first_loss is None:
@@ -483,9 +520,10 @@ class Trainer:
                 "first_loss": p.first_loss,
             },
             "state": state,
-            "history": {k: [_json_scalar(v) for v in vs] for k, vs in self.history.items()},
+            "history": encode_columns(self.history),
         }
         checkpoint.save(path, tree)
+        self._last_checkpoint = time.monotonic()
         self._emit(
             "checkpoint",
             {"step": p.step, "epoch": p.epoch, "kind": "checkpoint", "note": str(path)},
@@ -497,12 +535,8 @@ class Trainer:
         optimiser and schedule; every part is checked before anything changes. Returns the
         stored ``config``. The metrics log, if any, loses the rows of later steps."""
         tree = checkpoint.load(path)
-        if not isinstance(tree, dict) or tree.get("kind") != KIND:
-            raise checkpoint.CheckpointError(f"{path}: not an rnnkit trainer checkpoint")
-        if tree.get("version") != VERSION:
-            raise checkpoint.CheckpointError(
-                f"{path}: trainer checkpoint version {tree.get('version')}, expected {VERSION}"
-            )
+        # every field checked before anything is used: the file is untrusted input
+        check_trainer_tree(tree, path, bit_generator=type(self.rng.bit_generator).__name__)
         model_class = tree["model"]["class"]
         if model_class != type(self.model).__name__:
             raise checkpoint.CheckpointError(
@@ -554,7 +588,7 @@ class Trainer:
             if s is None
             else (s["s0"] if len(s) == 1 else tuple(s[f"s{i}"] for i in range(len(s))))
         )
-        self.history = {k: list(v) for k, v in tree["history"].items()}
+        self.history = decode_columns(tree["history"])
         if self.log is not None:
             self.log.keep_rows(sum(1 for _ in next(iter(self.history.values()), [])))
         return tree["config"]
@@ -565,12 +599,6 @@ def _count(batch: Batch) -> float:
     if batch.mask is None:
         return float(batch.y.size)
     return float(np.broadcast_to(batch.mask, batch.y.shape[: np.ndim(batch.mask)]).sum())
-
-
-def _json_scalar(value: Any) -> Any:
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    return float(value)
 
 
 class _deferred_interrupt:

@@ -18,11 +18,13 @@ Fawaz et al. 2020) is an ensemble of 5. Training and prediction cost m times as 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rnnkit import _checks
+from rnnkit import _checks, limits
 from rnnkit.apps import metrics
 from rnnkit.apps.classify import inputs
 from rnnkit.apps.estimator import Estimator, train_model
@@ -147,10 +149,33 @@ class RNNClassifier(Estimator):
 
     # -- fitting --------------------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any) -> RNNClassifier:
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        checkpoint: str | Path | None = None,
+        resume: bool = False,
+        checkpoint_seconds: float | None = 60.0,
+        callbacks: tuple = (),
+    ) -> RNNClassifier:
         """Learn the classes of ``y`` from the series ``X`` (the forms ``X`` may take:
-        :mod:`rnnkit.apps.classify.inputs`); returns ``self``."""
+        :mod:`rnnkit.apps.classify.inputs`); returns ``self``.
+
+        Args:
+            X, y: the training series and their labels.
+            checkpoint: a path to checkpoint training to (see :class:`~rnnkit.Trainer` for
+                when); the k-th network of an ensemble (k >= 1) uses ``<stem>-<k><suffix>``
+                beside it.
+            resume: continue from the checkpoints that exist (the same data and parameters
+                are expected); a network whose checkpoint marks it finished is not trained
+                again, and a killed fit ends exactly as the uninterrupted one would.
+            checkpoint_seconds: the longest time between two checkpoints (None: no timed ones).
+            callbacks: :class:`~rnnkit.Trainer` callbacks, ``callback(event, trainer, row)``.
+        """
         self.check_params()
+        if resume and checkpoint is None:
+            raise ValueError("resume=True needs checkpoint=<path> to resume from")
         series = inputs.as_series(X)
         labels = inputs.as_labels(y, len(series))
         try:
@@ -162,6 +187,12 @@ class RNNClassifier(Estimator):
                 f"y has a single class {classes.tolist()[0]!r}: a classifier needs at least 2"
             )
         C = series[0].shape[1]
+        longest = max(len(x) for x in series)
+        if self.window > longest:
+            raise ValueError(
+                f"window must be at most the length of the longest series ({longest} steps), "
+                f"got {self.window}"
+            )
         self.n_features_in_ = C
         self.classes_ = classes
         self.mean_ = self.scale_ = None
@@ -188,6 +219,13 @@ class RNNClassifier(Estimator):
         for member in range(self.ensemble):
             seed = self.seed + member
             model = self._build_model(C * self.window, len(classes), seed)
+            if member == 0 and self.ensemble > 1:
+                # the networks trained so far are kept while the next one trains
+                size = sum(p.nbytes for p in model.parameters().values())
+                limits.check_memory(
+                    f"an ensemble of {self.ensemble:,} networks of {size:,} bytes each",
+                    size * (self.ensemble - 1 + limits.TRAINING_COPIES),
+                )
             desc = type(self).__name__
             trainer = train_model(
                 model,
@@ -200,10 +238,14 @@ class RNNClassifier(Estimator):
                 clip_norm=self.clip_norm,
                 patience=self.patience,
                 seed=seed,
+                checkpoint_path=member_checkpoint(checkpoint, member),
+                checkpoint_seconds=checkpoint_seconds,
+                resume=resume,
                 quiet=self.quiet,
                 desc=desc if self.ensemble == 1 else f"{desc} {member + 1}/{self.ensemble}",
                 unit="series",
-                callbacks=(_Cosine(self.epochs * len(train)),) if self.lr_schedule else (),
+                schedule=_cosine(self.epochs * len(train)) if self.lr_schedule else None,
+                callbacks=tuple(callbacks),
             )
             model.eval()
             self.models_.append(model)
@@ -211,6 +253,11 @@ class RNNClassifier(Estimator):
             rows = len(next(iter(columns.values()), []))
             for name, values in {**columns, "member": [member] * rows}.items():
                 history.setdefault(name, []).extend(values)
+            # "epochs", "early_stopping" or "interrupted" (Ctrl-C: the networks after this one
+            # are not trained; fit again with resume=True to go on)
+            self.stopped_ = trainer.result.stopped
+            if self.stopped_ == "interrupted":
+                break
         self.model_ = self.models_[0]
         self.history_ = history
         return self
@@ -380,20 +427,19 @@ class RNNClassifier(Estimator):
         self.model_ = self.models_[0]
 
 
-class _Cosine:
-    """A trainer callback that decays the learning rate along half a cosine, from ``lr`` at the
+def _cosine(total: int) -> Callable[[Any], WarmupCosine]:
+    """The "cosine" schedule: the learning rate decays along half a cosine from ``lr`` at the
     first step to 0 after ``total`` steps (:class:`~rnnkit.optim.WarmupCosine`)."""
+    return lambda optimizer: WarmupCosine(optimizer, 0, max(total, 1))
 
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.schedule = None
 
-    def __call__(self, event: str, trainer: Any, row: dict[str, Any]) -> None:
-        if event != "step":
-            return
-        if self.schedule is None:  # built at the first step: train_model makes the optimiser
-            self.schedule = WarmupCosine(trainer.optimizer, 0, max(self.total, 1))
-        self.schedule.step()
+def member_checkpoint(path: str | Path | None, member: int) -> Path | None:
+    """The checkpoint of an ensemble's ``member``-th network: ``path`` itself for the first,
+    ``<stem>-<member><suffix>`` beside it for the others."""
+    if path is None:
+        return None
+    path = Path(path)
+    return path if member == 0 else path.with_name(f"{path.stem}-{member}{path.suffix}")
 
 
 def _split(targets: np.ndarray, fraction: float, seed: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -3,16 +3,17 @@ handling that turns bad input into one line on stderr and exit code 2."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 
 from rnnkit.apps.cli.options import pop_run_options
-from rnnkit.apps.cli.runs import CLIError, RunFolder, read_config, resolve
+from rnnkit.apps.cli.runs import CHECKPOINT, METRICS, CLIError, RunFolder, read_config, resolve
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -96,6 +97,66 @@ def _absolute_paths(values: dict[str, Any], paths: tuple[str, ...]) -> dict[str,
         elif value:
             out[key] = os.path.abspath(os.path.expanduser(value))
     return out
+
+
+def fit_options(run: RunFolder, common: dict[str, Any]) -> dict[str, Any]:
+    """What a training command passes to its estimator's ``fit``: the run's checkpoint, written
+    after every validation, every ``--checkpoint-seconds`` and at the end (so a crash loses
+    at most that much work), whether to resume from it, and the run folder's callback."""
+    from rnnkit import checkpoint
+
+    path = run.file(CHECKPOINT)
+    if common["resume"]:
+        # A run killed while writing a checkpoint leaves a temporary file beside it.
+        checkpoint.remove_stale_temporaries(path)
+        if run.from_start:
+            run.file(METRICS).unlink(missing_ok=True)  # the rows of the run that was cut off
+            report(
+                f"{run.final} has no checkpoint yet: training from the start with its config",
+                quiet=common["quiet"],
+            )
+    return {
+        "checkpoint": path,
+        "resume": common["resume"],
+        "checkpoint_seconds": common["checkpoint_seconds"],
+        "callbacks": (run.checkpointed,),
+    }
+
+
+@contextlib.contextmanager
+def training(run: RunFolder, task: str) -> Iterator[None]:
+    """Around a command's ``fit``: a :class:`TrainingError` (divergence) gets the state of the
+    run folder appended, so the one-line error says where to go on from."""
+    from rnnkit.training import TrainingError
+
+    try:
+        yield
+    except TrainingError as err:
+        raise TrainingError(f"{err} {last_checkpoint(run)}") from None
+
+
+def exit_if_interrupted(run: RunFolder, task: str, stopped: str | None, step: int | None) -> None:
+    """After Ctrl-C (the trainer checkpointed, then stopped): say how to go on, exit 130."""
+    if stopped != "interrupted":
+        return
+    at = f" at step {step}" if step is not None else ""
+    click.echo(
+        f"rnnkit: interrupted{at}; the checkpoint is in {run.final}; continue with: rnnkit "
+        f"{task} train --name {run.final.name} --runs-dir {run.final.parent} --resume",
+        err=True,
+    )
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def last_checkpoint(run: RunFolder) -> str:
+    """Where a failed run can go on from, for the error message."""
+    from rnnkit import checkpoint
+
+    path = run.final / CHECKPOINT
+    if not run.committed or not path.exists():
+        return f"No checkpoint was written; {run.final} is as it was before this command."
+    step = checkpoint.peek(path).get("progress", {}).get("step")
+    return f"The last good checkpoint (step {step}) is intact in {run.final}."
 
 
 def report(message: str, *, quiet: bool = False) -> None:

@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from rnnkit.apps.cli.app import cli, handle_errors, prepare_run, report
+from rnnkit.apps.cli.app import (
+    cli,
+    exit_if_interrupted,
+    fit_options,
+    handle_errors,
+    prepare_run,
+    report,
+    training,
+)
 from rnnkit.apps.cli.options import run_dir_option, run_options
 from rnnkit.apps.cli.runs import MODEL, CLIError, RunFolder, draw_plot
 
@@ -173,7 +181,9 @@ def classify_train(train_path: str | None, test_path: str | None, **kw: Any) -> 
             f"{channels.pop()} channel(s), classes {list(train.classes)}",
             quiet=quiet,
         )
-        model.fit(train.X, train.y)
+        with training(run, "classify"):
+            model.fit(train.X, train.y, **fit_options(run, common))
+        exit_if_interrupted(run, "classify", model.stopped_, None)
         model.save(run.file(MODEL))
         scores = model.evaluate(test.X, test.y)
         text = _print_evaluation(scores)

@@ -8,7 +8,15 @@ from typing import Any
 import click
 import numpy as np
 
-from rnnkit.apps.cli.app import cli, handle_errors, prepare_run, report
+from rnnkit.apps.cli.app import (
+    cli,
+    exit_if_interrupted,
+    fit_options,
+    handle_errors,
+    prepare_run,
+    report,
+    training,
+)
 from rnnkit.apps.cli.options import count_option, run_dir_option, run_options
 from rnnkit.apps.cli.runs import MODEL, CLIError, RunFolder, draw_plot
 
@@ -153,7 +161,9 @@ def forecast_train(csv_path: str | None, **kw: Any) -> None:
             f"{series.name}: {len(series.values)} points; the last {test_size} held out",
             quiet=quiet,
         )
-        result = est.evaluate_holdout(series.values, test_size)
+        with training(run, "forecast"):
+            result = est.evaluate_holdout(series.values, test_size, **fit_options(run, common))
+        exit_if_interrupted(run, "forecast", result.estimator.stopped_, None)
         result.estimator.save(run.file(MODEL))
         table = result.to_markdown()
         run.write_text(

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 import click
 
-from rnnkit.apps.cli.app import EXIT_INTERRUPTED, cli, handle_errors, prepare_run, report
+from rnnkit.apps.cli.app import (
+    cli,
+    exit_if_interrupted,
+    fit_options,
+    handle_errors,
+    prepare_run,
+    report,
+    training,
+)
 from rnnkit.apps.cli.options import count_option, run_dir_option, run_options
-from rnnkit.apps.cli.runs import CHECKPOINT, METRICS, MODEL, RunFolder, draw_training_curves
-from rnnkit.training import TrainingError
+from rnnkit.apps.cli.runs import METRICS, MODEL, RunFolder, draw_training_curves
 
 #: The trainable settings and their defaults (the CharLM's, with the training length chosen so
 #: that the default run takes a few minutes on 2 cores).
@@ -88,7 +94,7 @@ def lm() -> None:
 @handle_errors
 def lm_train(**kw: Any) -> None:
     """Train a character language model, save it in its run folder and print samples."""
-    from rnnkit.apps.lm import CharLM, perplexity
+    from rnnkit.apps.lm import CharLM, check_sampling, perplexity
     from rnnkit.data.text import default_corpus, load_text
 
     kw["text"] = list(kw["text"]) or None
@@ -101,27 +107,13 @@ def lm_train(**kw: Any) -> None:
     params["steps"] = params["steps"] or None
     model = CharLM(**params, quiet=quiet)
     model.check_params()
+    check_sampling(config["prime"], config["sample_length"], config["temperature"])
     with run.writing(config):
         report(f"run folder: {run.final}", quiet=quiet)
         report(f"training on {source}: {len(text):,} characters", quiet=quiet)
-        try:
-            model.fit(
-                text,
-                checkpoint=run.file(CHECKPOINT),
-                resume=common["resume"],
-                log=run.file(METRICS),
-                callbacks=(run.checkpointed,),
-            )
-        except TrainingError as err:
-            raise TrainingError(f"{err} {_last_checkpoint(run)}") from None
-        if model.stopped_ == "interrupted":
-            click.echo(
-                f"rnnkit: interrupted at step {model.n_steps_}; the checkpoint is in "
-                f"{run.final}; continue with: rnnkit lm train --name {run.final.name} "
-                f"--runs-dir {run.final.parent} --resume",
-                err=True,
-            )
-            sys.exit(EXIT_INTERRUPTED)
+        with training(run, "lm"):
+            model.fit(text, log=run.file(METRICS), **fit_options(run, common))
+        exit_if_interrupted(run, "lm", model.stopped_, model.n_steps_)
         model.save(run.file(MODEL))
         if model.val_loss_ is not None:
             nats = model.val_loss_
@@ -143,17 +135,6 @@ def lm_train(**kw: Any) -> None:
     click.echo(f"--- sample (prime {config['prime']!r}, temperature {config['temperature']}) ---")
     click.echo(sample)
     report(f"--- saved {run.file(MODEL)} ---", quiet=quiet)
-
-
-def _last_checkpoint(run: RunFolder) -> str:
-    """Where a failed run can go on from, for the error message."""
-    from rnnkit import checkpoint
-
-    path = run.final / CHECKPOINT
-    if not run.committed or not path.exists():
-        return f"No checkpoint was written; {run.final} is as it was before this command."
-    step = checkpoint.peek(path).get("progress", {}).get("step")
-    return f"The last good checkpoint (step {step}) is intact in {run.final}."
 
 
 @lm.command("sample")

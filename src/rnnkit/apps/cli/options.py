@@ -9,7 +9,17 @@ from typing import Any
 import click
 
 #: The parameter names of :func:`run_options`.
-RUN_OPTIONS = ("name", "runs_dir", "config_file", "seed", "quiet", "overwrite", "resume", "no_plot")
+RUN_OPTIONS = (
+    "name",
+    "runs_dir",
+    "config_file",
+    "seed",
+    "quiet",
+    "overwrite",
+    "resume",
+    "checkpoint_seconds",
+    "no_plot",
+)
 
 
 def run_options(func: Callable) -> Callable:
@@ -37,6 +47,13 @@ def run_options(func: Callable) -> Callable:
             "--resume",
             is_flag=True,
             help="Continue the interrupted run --name from its last checkpoint.",
+        ),
+        click.option(
+            "--checkpoint-seconds",
+            default=60.0,
+            show_default=True,
+            type=click.FloatRange(min=0),
+            help="Checkpoint at least this often (and after every validation); 0: every step.",
         ),
         click.option(
             "--no-plot",

@@ -42,6 +42,8 @@ CONFIG = "config.toml"
 CHECKPOINT = "checkpoint.ckpt"
 MODEL = "model.rnnkit"
 METRICS = "metrics.csv"
+#: The largest --config file read (a config holds a few dozen settings).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 class CLIError(Exception):
@@ -51,8 +53,16 @@ class CLIError(Exception):
 def read_config(path: str | Path, section: str, allowed: dict[str, Any]) -> dict[str, Any]:
     """The ``[section]`` table of a TOML file (or the top level when it has no such table),
     checked against ``allowed`` (name -> default, whose type the value must match)."""
+    from rnnkit.data.files import regular_file
+
     path = Path(path)
     try:
+        regular_file(path, "TOML config file")  # not /dev/zero, a FIFO or a folder
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise CLIError(
+                f"config file {path} has {path.stat().st_size:,} bytes; a config is at most "
+                f"{MAX_CONFIG_BYTES:,}"
+            )
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError:
@@ -158,6 +168,7 @@ class RunFolder:
         self.task = task
         self.committed = True
         self._created = False  # the command created `final` (and removes it if it fails)
+        self.from_start = False  # resuming a run that has no checkpoint yet
 
     @classmethod
     def create(
@@ -181,8 +192,9 @@ class RunFolder:
             if not run.final.is_dir():
                 raise CLIError(f"{run.final} does not exist: there is no run to resume")
             run.check_task()
-            if not (run.final / CHECKPOINT).exists():
-                raise CLIError(f"{run.final} has no checkpoint to resume from")
+            # A run stopped before its first checkpoint (killed in its first minute) has its
+            # config only: it starts again from there, exactly as it first did.
+            run.from_start = not (run.final / CHECKPOINT).exists()
             return run
         if run.final.exists() and not run.final.is_dir():
             raise CLIError(f"{run.final} is a file, not a run folder")

@@ -21,6 +21,7 @@ in ``docs/results.md``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,10 +38,18 @@ SCALINGS = ("standard", "minmax", None)
 #: The largest magnitude a series may have: the square of a difference of two such values
 #: (RMSE, the standard deviation) stays finite in float64.
 MAX_MAGNITUDE = 1e150
+#: The furthest a forecaster forecasts (``horizon``), by default: a forecast that far reads the
+#: model's own forecasts back up to that many times (about 15 s on one core for a 64-unit LSTM
+#: over 24 steps); further than this is almost always a typo. Raise
+#: ``RNNForecaster.max_horizon`` to go further.
+MAX_HORIZON = 100_000
 
 
 class RNNForecaster(Estimator):
     """Forecast a univariate series with a recurrent network over sliding windows.
+
+    Horizons are bounded by the class attribute ``max_horizon`` (:data:`MAX_HORIZON`, 100,000
+    steps), which a subclass or a user may raise.
 
     Args:
         window: W, the past steps the network reads for one forecast.
@@ -124,10 +133,23 @@ class RNNForecaster(Estimator):
 
     # -- checks ---------------------------------------------------------------------------------
 
+    max_horizon: int = MAX_HORIZON
+
+    def _check_horizon(self, horizon: Any) -> int:
+        horizon = _checks.positive_int("horizon", horizon)
+        if horizon > self.max_horizon:
+            raise ValueError(
+                f"horizon must be at most {self.max_horizon:,} steps (RNNForecaster.max_horizon), "
+                f"got {horizon:,}: forecasting that far reads the model's own forecasts back "
+                "that many times"
+            )
+        return horizon
+
     def check_params(self) -> None:
         """Validate the constructor arguments (done by ``fit``, as in scikit-learn)."""
         _checks.positive_int("window", self.window)
-        _checks.positive_int("horizon", self.horizon)
+        self._check_horizon(self.horizon)
+        _checks.rng(self.seed)  # type and sign
         _checks.positive_int("season", self.season)
         _checks.positive_int("hidden_size", self.hidden_size)
         _checks.positive_int("num_layers", self.num_layers)
@@ -215,10 +237,30 @@ class RNNForecaster(Estimator):
 
     # -- fit ------------------------------------------------------------------------------------
 
-    def fit(self, y: Any) -> RNNForecaster:
+    def fit(
+        self,
+        y: Any,
+        *,
+        checkpoint: str | Path | None = None,
+        resume: bool = False,
+        checkpoint_seconds: float | None = 60.0,
+        callbacks: tuple = (),
+    ) -> RNNForecaster:
         """Fit on the series ``y`` (N,): every window of ``window`` steps and the value(s)
-        after it form one training example. Returns ``self``."""
+        after it form one training example. Returns ``self``.
+
+        Args:
+            y: the training series.
+            checkpoint: a path to checkpoint training to (see :class:`~rnnkit.Trainer` for
+                when).
+            resume: continue from ``checkpoint`` if it exists (the same series and parameters
+                are expected); a killed fit ends exactly as the uninterrupted one would.
+            checkpoint_seconds: the longest time between two checkpoints (None: no timed ones).
+            callbacks: :class:`~rnnkit.Trainer` callbacks, ``callback(event, trainer, row)``.
+        """
         self.check_params()
+        if resume and checkpoint is None:
+            raise ValueError("resume=True needs checkpoint=<path> to resume from")
         lag = self._lag()
         y = self._series("y", y, self.log)
         W, O = self.window, (self.horizon if self.strategy == "direct" else 1)
@@ -270,12 +312,17 @@ class RNNForecaster(Estimator):
             clip_norm=self.clip_norm,
             patience=self.patience,
             seed=self.seed,
+            checkpoint_path=checkpoint,
+            checkpoint_seconds=checkpoint_seconds,
+            resume=resume,
             quiet=self.quiet,
             desc="forecaster",
             unit="window",
+            callbacks=tuple(callbacks),
         )
         self.history_ = trainer.history
         self.n_epochs_ = trainer.result.epoch
+        self.stopped_ = trainer.result.stopped  # "epochs", "early_stopping" or "interrupted"
         self.n_windows_ = (n_train, n_val)
         self.tail_ = y[-(W + lag) :].copy()
         # what predict needs, frozen at fit time: set_params afterwards cannot break predict
@@ -342,7 +389,7 @@ class RNNForecaster(Estimator):
         plus the differencing lag, are read). Returns (horizon,)."""
         self._check_fitted()
         cfg = self.fitted_
-        horizon = cfg["horizon"] if horizon is None else _checks.positive_int("horizon", horizon)
+        horizon = cfg["horizon"] if horizon is None else self._check_horizon(horizon)
         if y_history is None:
             hist = self.tail_
         else:
@@ -361,10 +408,11 @@ class RNNForecaster(Estimator):
         return type(self)(**self.get_params())
 
     def _evaluate(
-        self, y: np.ndarray, origins: np.ndarray, horizon: int, refit: bool
+        self, y: np.ndarray, origins: np.ndarray, horizon: int, refit: bool, **fit_options: Any
     ) -> ForecastEvaluation:
-        """Model and baselines forecast ``horizon`` steps from every origin, from y[:origin]."""
-        est = self._clone().fit(y[: origins[0]])
+        """Model and baselines forecast ``horizon`` steps from every origin, from y[:origin]
+        (the first fit with ``fit_options``)."""
+        est = self._clone().fit(y[: origins[0]], **fit_options)
         if refit:
             fc = []
             for o in origins:
@@ -410,8 +458,7 @@ class RNNForecaster(Estimator):
         y = self._series("y", y, bool(self.log))
         initial = _checks.positive_int("initial", initial)
         step = _checks.positive_int("step", step)
-        horizon = self.horizon if horizon is None else horizon
-        horizon = _checks.positive_int("horizon", horizon)
+        horizon = self._check_horizon(self.horizon if horizon is None else horizon)
         _checks.boolean("refit", refit)
         if initial + horizon > y.size:
             raise ValueError(
@@ -430,13 +477,14 @@ class RNNForecaster(Estimator):
         self._check_length(f"the first training part y[:{initial}]", initial)
         return self._evaluate(y, origins, horizon, refit)
 
-    def evaluate_holdout(self, y: Any, test_size: int) -> ForecastEvaluation:
+    def evaluate_holdout(self, y: Any, test_size: int, **fit_options: Any) -> ForecastEvaluation:
         """Fit on all but the last ``test_size`` points and forecast them all from the end of
         the training part, as one ``test_size``-step forecast: no test value is ever read (a
         direct model with ``horizon == test_size`` does it in one pass; otherwise the network
         reads its own forecasts back, step by step or block by block). The baselines forecast
         the same steps from the same history; MASE is scaled on the training part. ``self`` is
-        left untouched (the fitted copy is the result's ``estimator``).
+        left untouched (the fitted copy is the result's ``estimator``). ``fit_options`` go to
+        :meth:`fit` (``checkpoint``, ``resume``, ``callbacks``, ...).
 
         Returns:
             A :class:`ForecastEvaluation` with one fold.
@@ -454,7 +502,7 @@ class RNNForecaster(Estimator):
             )
         self.check_params()
         self._check_length(f"the training part y[:-{test_size}]", origin)
-        return self._evaluate(y, np.array([origin]), test_size, refit=False)
+        return self._evaluate(y, np.array([origin]), test_size, refit=False, **fit_options)
 
     # -- saving ---------------------------------------------------------------------------------
 
