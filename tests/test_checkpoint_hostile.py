@@ -750,3 +750,17 @@ def test_estimator_and_trainer_messages_name_float_settings_exactly(estimator_fi
     rewrite_manifest(path, set_field("state.scaler.center", {"$float": "7ff0000000000000"}))  # inf
     with raises(path, "state.scaler.center must be a finite float, got float inf"):
         Estimator.load(path)
+
+
+def test_devices_fifos_and_folders_are_refused_before_opening(tmp_path):
+    """Reading /dev/zero never ends and opening a FIFO blocks: both are refused at once."""
+    fifo = tmp_path / "fifo.ckpt"
+    os.mkfifo(fifo)
+    link = tmp_path / "zero.ckpt"
+    os.symlink("/dev/zero", link)
+    for path in ("/dev/zero", fifo, link, tmp_path):
+        for read in (checkpoint.load, checkpoint.peek):
+            with pytest.raises(checkpoint.CheckpointError, match="not a regular file"):
+                read(path)
+    with pytest.raises(FileNotFoundError):
+        checkpoint.load(tmp_path / "missing.ckpt")

@@ -352,6 +352,18 @@ def run_attention(attn: Any) -> Any:
     return context, weights, dquery, dkeys, grads, attn.state_dict()
 
 
+def run_seq2seq(model: Any) -> Any:
+    rng = np.random.default_rng(4)
+    source = rng.integers(4, 9, (5, 3))
+    source[3:, 1] = 0
+    x = data.Seq2SeqInput(source, np.array([5, 3, 5]), rng.integers(1, 8, (4, 3)))
+    logits, _, cache = model.forward(x)
+    _, _, grads = model.backward(randn(rng, *logits.shape), cache)
+    state = model.encode(x.source, x.source_lengths)
+    log_probs, state, weights = model.decode_step(np.array([1, 1, 1]), state)
+    return logits, grads, log_probs, weights, model.state_dict(), model.rng_state()
+
+
 def pair_data() -> data.PairData:
     pairs = [("cab", "k ae b"), ("a", "ah"), ("abba", "ae b ah"), ("bac", "b ae k"), ("c", "s iy")]
     src = data.TokenVocabulary.from_sequences([data.tokenize(s, "chars") for s, _ in pairs])
@@ -450,6 +462,13 @@ def lstm(**kw: Any) -> Any:
 CASES: dict[str, Case] = {
     # -- cells
     "LSTMCell": Case(cells.LSTMCell, cells.LSTMCell, run_cell),
+    "Seq2Seq": Case(
+        rnnkit.nn.Seq2Seq,
+        lambda: random_biases(
+            rnnkit.nn.Seq2Seq(9, 8, embedding_dim=4, hidden_size=6, dropout=0.2, dtype=F64, seed=0)
+        ),
+        run_seq2seq,
+    ),
     "Attention": Case(
         rnnkit.nn.Attention,
         lambda: random_biases(rnnkit.nn.Attention(4, 3, "additive", 5, dtype=F64, seed=0)),

@@ -21,6 +21,7 @@ from rnnkit.nn import (  # noqa: F401 (re-exported: __all__ takes their names fr
     LanguageModel,
     Linear,
     Recurrent,
+    Seq2Seq,
     SequenceClassifier,
     SequenceRegressor,
 )

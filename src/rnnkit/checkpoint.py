@@ -122,6 +122,7 @@ import math
 import os
 import re
 import secrets
+import stat
 import struct
 import zipfile
 from typing import Any, BinaryIO, NamedTuple
@@ -483,6 +484,7 @@ def _read(path: str | os.PathLike[str], with_arrays: bool) -> Tree:
     ``with_arrays``, an :class:`ArrayInfo` from the manifest in place of each (only the manifest
     is read)."""
     path = _fspath(path)
+    _regular_file(path)
     with open(path, "rb") as f, _open_zip(f, path) as zf:
         entries, tree, places = _read_manifest(zf, path)
         for parent, key, name in places:
@@ -621,6 +623,18 @@ class _Member(NamedTuple):
     """What the manifest's tree holds in place of an array while it is decoded."""
 
     name: str
+
+
+def _regular_file(path: str) -> None:
+    """A checkpoint is a regular file: reading a device (``/dev/zero``) never ends and opening
+    a FIFO blocks, so both are refused before the file is opened (symbolic links followed)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "no such checkpoint file", path) from None
+    if not stat.S_ISREG(mode):
+        what = "a directory" if stat.S_ISDIR(mode) else "a device, FIFO or socket"
+        raise _error(path, f"it is {what}, not a regular file")
 
 
 def _read_manifest(

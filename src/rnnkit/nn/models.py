@@ -75,7 +75,7 @@ def check_size(
     limits.check_parameters(what, count + sum(blocks.values()), _checks.float_dtype(dtype).itemsize)
 
 
-def _seeds(seed: Any, n: int) -> list[np.random.Generator]:
+def spawn_seeds(seed: Any, n: int) -> list[np.random.Generator]:
     """n independent generators from one seed (an int, a Generator or None)."""
     return _checks.rng(seed).spawn(n)
 
@@ -161,7 +161,7 @@ class LanguageModel(Model):
             embedding=Embedding.count_parameters(V, E),
             head=Linear.count_parameters(K * H, V),
         )
-        rngs = _seeds(seed, 5)
+        rngs = spawn_seeds(seed, 5)
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=dtype, seed=rngs[0])
         self.drop_in = Dropout(dropout, seed=rngs[1])
         self.rnn = make_recurrent(
@@ -280,7 +280,7 @@ class SequenceRegressor(Model):
             {**cell_options, "bidirectional": bidirectional},
             head=Linear.count_parameters(K * H, _checks.positive_int("output_size", output_size)),
         )
-        rngs = _seeds(seed, 3)
+        rngs = spawn_seeds(seed, 3)
         self.rnn = make_recurrent(
             cell,
             input_size,
