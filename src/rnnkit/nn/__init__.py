@@ -1,5 +1,6 @@
 """Blocks and models: the recurrent stack every cell shares, embeddings, linear heads, dropout,
-pooling, attention, ready models for the tasks, and the parameter-holding base class."""
+pooling, attention, ready models for the tasks (the encoder-decoder and its decoding), and the
+parameter-holding base class."""
 
 from rnnkit.nn.attention import Attention, AttentionMemory, AttentionMemoryGrad
 from rnnkit.nn.dropout import Dropout
@@ -15,6 +16,7 @@ from rnnkit.nn.models import (
 from rnnkit.nn.module import Module
 from rnnkit.nn.pooling import Pooling
 from rnnkit.nn.recurrent import GRU, LSTM, RNN, Recurrent, RecurrentCache
+from rnnkit.nn.seq2seq import DecoderState, Seq2Seq, Seq2SeqCache
 
 __all__ = [
     "GRU",
@@ -23,6 +25,7 @@ __all__ = [
     "Attention",
     "AttentionMemory",
     "AttentionMemoryGrad",
+    "DecoderState",
     "Dropout",
     "Embedding",
     "LanguageModel",
@@ -32,6 +35,8 @@ __all__ = [
     "Pooling",
     "Recurrent",
     "RecurrentCache",
+    "Seq2Seq",
+    "Seq2SeqCache",
     "SequenceClassifier",
     "SequenceRegressor",
     "make_recurrent",
