@@ -3,6 +3,7 @@ pooling, attention, ready models for the tasks (the encoder-decoder and its deco
 parameter-holding base class."""
 
 from rnnkit.nn.attention import Attention, AttentionMemory, AttentionMemoryGrad
+from rnnkit.nn.decoding import Hypothesis, beam_search, greedy_decode
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.linear import Linear
@@ -28,6 +29,7 @@ __all__ = [
     "DecoderState",
     "Dropout",
     "Embedding",
+    "Hypothesis",
     "LanguageModel",
     "Linear",
     "Model",
@@ -39,5 +41,7 @@ __all__ = [
     "Seq2SeqCache",
     "SequenceClassifier",
     "SequenceRegressor",
+    "beam_search",
+    "greedy_decode",
     "make_recurrent",
 ]
