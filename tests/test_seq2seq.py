@@ -93,10 +93,20 @@ def test_gradients_every_score(score, input_feeding):
         {"tie_embeddings": True, "embedding_dim": 6},
         {"dropout": 0.3, "num_layers": 2},
         {"cell": "lstm", "bidirectional": False, "bridge": "zeros", "input_feeding": False},
+        {"scheduled_sampling": 0.5, "dropout": 0.2},
+        {
+            "scheduled_sampling": 0.7,
+            "input_feeding": False,
+            "tie_embeddings": True,
+            "embedding_dim": 6,
+            "seed": 1,
+        },
     ],
-    ids=["gru-zeros", "rnn-uni", "tied", "dropout", "lstm-plain"],
+    ids=["gru-zeros", "rnn-uni", "tied", "dropout", "lstm-plain", "sampling", "sampling-plain"],
 )
 def test_gradients_every_variant(options):
+    # (with scheduled sampling, a perturbation must not flip a greedy choice: the seed of the
+    # "sampling-plain" case has no near-tie within the differences' steps)
     m = model(**options)
     check_gradients(m, batch(np.random.default_rng(1)))
 
@@ -171,6 +181,25 @@ def test_trains_on_a_copy_task():
     result = trainer.fit(data, epochs=12)
     losses = [v for v, k in zip(result.history["loss"], result.history["kind"]) if k == "train"]
     assert np.mean(losses[:5]) > 1.5 and np.mean(losses[-10:]) < 0.15
+
+
+def test_scheduled_sampling_feeds_predictions_in_training_only():
+    """With ratio 1 every input after the first is the previous step's greedy prediction: the
+    same logits as decoding greedily; in evaluation mode it is teacher forcing again."""
+    m = model(scheduled_sampling=1.0, num_layers=2)
+    x = batch(np.random.default_rng(6))
+    logits, _, _ = m.forward(x)  # training mode, but no dropout: deterministic
+    state = m.encode(x.source, x.source_lengths)
+    tokens = x.target_in[0]
+    for t in range(x.target_in.shape[0]):
+        log_probs, state, _ = m.decode_step(tokens, state)
+        z = logits[t] - logits[t].max(-1, keepdims=True)
+        np.testing.assert_allclose(log_probs, z - np.log(np.exp(z).sum(-1, keepdims=True)))
+        tokens = logits[t].argmax(-1)
+    teacher, _, _ = model(num_layers=2).eval().forward(x)
+    np.testing.assert_array_equal(m.eval().forward(x)[0], teacher)
+    with pytest.raises(ValueError, match="scheduled_sampling must lie in"):
+        Seq2Seq(5, 5, scheduled_sampling=1.5)
 
 
 def test_bad_arguments():

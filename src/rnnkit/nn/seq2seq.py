@@ -122,6 +122,11 @@ class Seq2Seq(Model):
         tie_embeddings: the output layer's weight is the target embedding (E must equal H).
         dropout: on both embeddings' outputs, between stacked layers and before the output
             layer.
+        scheduled_sampling: in training, the probability that a row's decoder input at step
+            t > 1 is the model's own greedy prediction from step t - 1 instead of the reference
+            token (Bengio et al. 2015); 0 is pure teacher forcing. A prediction is a choice, not
+            a function of the parameters: no gradient flows through it. Above 0 the decoder
+            runs step by step.
         dtype, seed: as for the layers; one seed initialises every block reproducibly.
 
     Parameters: ``source_embedding.weight``, ``encoder.*`` and ``decoder.*`` (the recurrent
@@ -161,6 +166,7 @@ class Seq2Seq(Model):
         bridge: str = "linear",
         tie_embeddings: bool = False,
         dropout: float = 0.0,
+        scheduled_sampling: float = 0.0,
         dtype: Any = np.float32,
         seed: Any = None,
     ) -> None:
@@ -185,6 +191,9 @@ class Seq2Seq(Model):
         if self.tie_embeddings and E != H:
             raise ValueError(f"tie_embeddings needs embedding_dim == hidden_size, got {E} and {H}")
         _checks.probability("dropout", dropout)
+        self.scheduled_sampling = _checks.probability(
+            "scheduled_sampling", scheduled_sampling, upper_inclusive=True
+        )
         dtype = _checks.float_dtype(dtype)
         cell_class = Cell.named(cell)
         n_states = len(cell_class.state_names)
@@ -211,7 +220,7 @@ class Seq2Seq(Model):
         self.embedding_dim, self.hidden_size = E, H
         self.num_layers, self.encoder_layers = L, Le
         self.dtype = dtype
-        rngs = spawn_seeds(seed, 12)
+        rngs = spawn_seeds(seed, 13)
         self.source_embedding = Embedding(Vs, E, dtype=dtype, seed=rngs[0])
         self.drop_source = Dropout(dropout, seed=rngs[1])
         self.encoder = make_recurrent(
@@ -243,6 +252,7 @@ class Seq2Seq(Model):
             self.generator = Linear(H, Vt, dtype=dtype, seed=rngs[11])
         self.dropout = float(dropout)
         self._n_states = n_states
+        self.rng = rngs[12]  # the draws of scheduled sampling
 
     def __repr__(self) -> str:
         return (
@@ -335,8 +345,10 @@ class Seq2Seq(Model):
         s0, c_bridge = self._initial_state(self._top_state(enc_T))
         f, c_temb = self.target_embedding.forward(target_in)  # (T, B, E)
         f, c_tdrop = self.drop_target.forward(f)
-        if self.input_feeding:
-            ht, steps = self._decode_steps(f, s0, memory)
+        if self._stepwise():
+            ht, steps, used = self._decode_steps(f, s0, memory, target_in, c_tdrop.scale)
+            if used is not None:  # scheduled sampling fed some predictions: their embeddings
+                _, c_temb = self.target_embedding.forward(used)  # get the gradient
         else:
             ht, steps = self._decode_all(f, s0, memory)
         d, c_out = self.drop_out.forward(ht)  # (T, B, H)
@@ -358,23 +370,46 @@ class Seq2Seq(Model):
         ht = np.tanh(pre)  # (T, B, H)
         return ht, (c_dec, c_att, c_comb, ht)
 
-    def _decode_steps(self, f: np.ndarray, s0: Any, memory: AttentionMemory):
+    def _stepwise(self) -> bool:
+        """Whether training runs the decoder step by step (input feeding, scheduled sampling)."""
+        return self.input_feeding or (self.training and self.scheduled_sampling > 0)
+
+    def _decode_steps(
+        self,
+        f: np.ndarray,
+        s0: Any,
+        memory: AttentionMemory,
+        target_in: np.ndarray,
+        scale: np.ndarray | None,
+    ):
         """Decoder, attention and combination step by step, feeding each attentional state
-        into the next step (input feeding)."""
+        into the next step (input feeding) and, with scheduled sampling, some of the model's
+        own predictions in place of the reference tokens (then ``f`` is changed in place and
+        the ids fed are returned, else None). ``scale`` is the target dropout's (T, B, E)."""
         T, B, _ = f.shape
         H = self.hidden_size
-        feed = np.zeros((B, H), dtype=self.dtype)
+        feed = np.zeros((B, H), dtype=self.dtype) if self.input_feeding else None
         state = s0
         ht = np.empty((T, B, H), dtype=self.dtype)
         caches = []
+        used = None
+        sampling = self.training and self.scheduled_sampling > 0
+        weight = self.target_embedding.parameters()["weight"]
         for t in range(T):
-            u = np.concatenate([f[t], feed], axis=-1)[None]  # (1, B, E + H)
-            h, state, c_dec = self.decoder.forward(u, state)  # (1, B, H)
+            if sampling and t > 0:
+                rows = np.flatnonzero(self.rng.random(B) < self.scheduled_sampling)
+                if rows.size:
+                    used = target_in.copy() if used is None else used
+                    used[t, rows] = self._logits(ht[t - 1, rows]).argmax(axis=-1)
+                    f[t, rows] = weight[used[t, rows]] * (1 if scale is None else scale[t, rows])
+            u = f[t] if feed is None else np.concatenate([f[t], feed], axis=-1)
+            h, state, c_dec = self.decoder.forward(u[None], state)  # (1, B, H)
             ctx, _, c_att = self.attention.forward(h[0], memory)  # (B, H)
             pre, c_comb = self.combine.forward(np.concatenate([ctx, h[0]], axis=-1))
-            feed = ht[t] = np.tanh(pre)  # (B, H)
+            ht[t] = np.tanh(pre)  # (B, H)
+            feed = None if feed is None else ht[t]
             caches.append((c_dec, c_att, c_comb))
-        return ht, (caches, ht)
+        return ht, (caches, ht), used
 
     def backward(self, dlogits: np.ndarray, cache: Seq2SeqCache, dstate: Any = None):
         """``dlogits`` (T, B, V) -> ``(None, None, grads)``: token ids have no gradient."""
@@ -395,7 +430,7 @@ class Seq2Seq(Model):
             dW_o = None
         dht, _ = self.drop_out.backward(dd, cache.drop_out)  # (T, B, H)
         dmem = self.attention.zero_memory_grad(cache.memory)
-        if self.input_feeding:
+        if isinstance(cache.steps[0], list):  # run step by step
             df, ds0 = self._backward_steps(dht, cache.steps, dmem, grads)
         else:
             df, ds0 = self._backward_all(dht, cache.steps, dmem, grads)
@@ -474,7 +509,9 @@ class Seq2Seq(Model):
             _accumulate(sums, prefixed("attention.step", g))
             du, dstate, g = self.decoder.backward((dcat[:, H:] + dq)[None], c_dec, dstate)
             _accumulate(sums, prefixed("decoder", g))
-            df[t], dfeed = du[0, :, :E], du[0, :, E:]
+            df[t] = du[0, :, :E]
+            if self.input_feeding:
+                dfeed = du[0, :, E:]
         grads.update(sums)
         return df, dstate
 
