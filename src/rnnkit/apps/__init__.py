@@ -1,5 +1,5 @@
-"""Task estimators in scikit-learn style: character language models, forecasting and sequence
-classification."""
+"""Task estimators in scikit-learn style: character language models, forecasting, sequence
+classification and translation."""
 
 from rnnkit.apps.classify import RNNClassifier
 from rnnkit.apps.estimator import Estimator, NotFittedError, train_model
@@ -12,6 +12,7 @@ from rnnkit.apps.forecast import (
     seasonal_naive_forecast,
 )
 from rnnkit.apps.lm import CharLM
+from rnnkit.apps.translate import Translator
 
 __all__ = [
     "CharLM",
@@ -20,6 +21,7 @@ __all__ = [
     "NotFittedError",
     "RNNClassifier",
     "RNNForecaster",
+    "Translator",
     "drift_forecast",
     "forecast_metrics",
     "naive_forecast",

@@ -459,10 +459,98 @@ def _check_forecaster_state(est: Any, state: dict[str, Any], path: str) -> None:
     )
 
 
+def _check_token_list(value: Any, path: str, field: str) -> int:
+    """A stored :class:`~rnnkit.data.pairs.TokenVocabulary`: distinct non-empty strings; its
+    size V (the four special ids included)."""
+    if type(value) is not list or not all(type(t) is str and t for t in value):
+        raise checkpoint.CheckpointError(
+            f"{path}: {field} must be a list of non-empty strings (the known tokens)"
+        )
+    if len(set(value)) != len(value):
+        raise checkpoint.CheckpointError(f"{path}: {field} must hold distinct tokens")
+    return len(value) + 4  # PAD, BOS, EOS, UNK
+
+
+def _check_translator_state(est: Any, state: dict[str, Any], path: str) -> None:
+    """:class:`~rnnkit.apps.Translator`: its two vocabularies, history and network."""
+    keys = ("source_vocabulary", "target_vocabulary", "model", "history", "dev_loss", "n_steps")
+    fields.check_keys(state, path, "state", keys)
+    Vs = _check_token_list(state["source_vocabulary"], path, "state.source_vocabulary")
+    Vt = _check_token_list(state["target_vocabulary"], path, "state.target_vocabulary")
+    fields.check_history(state["history"], path, "state.history")
+    fields.check_optional_float(state["dev_loss"], path, "state.dev_loss")
+    fields.check_count(state["n_steps"], path, "state.n_steps")
+    E, H, L = est.embedding_dim, est.hidden_size, est.num_layers
+    Le = L if est.encoder_layers is None else est.encoder_layers
+    K = 2 if est.bidirectional else 1
+    n_states = len(Cell.named(est.cell).state_names)
+    D_dec = E + (H if est.input_feeding else 0)
+    linear = est.bridge == "linear"
+    A = H if est.attention_size is None else est.attention_size
+    attention = {
+        "dot": {},
+        "general": {"weight": (H, H)},
+        "additive": {"query_weight": (A, H), "key_weight": (A, H), "bias": (A,), "v": (A,)},
+    }[est.attention]
+    settings = {
+        "embedding_dim": E,
+        "hidden_size": H,
+        "num_layers": L,
+        "encoder_layers": Le,
+        "cell": est.cell,
+        "bidirectional": est.bidirectional,
+        "attention": est.attention,
+        "bridge": est.bridge,
+        "input_feeding": est.input_feeding,
+        "tie_embeddings": est.tie_embeddings,
+        "source vocabulary size": Vs,
+        "target vocabulary size": Vt,
+    }
+
+    def shapes() -> dict[str, tuple[int, ...]]:
+        out = {"source_embedding.weight": (Vs, E)}
+        for name, shape in _recurrent_shapes(est.cell, E, H // K, Le, K).items():
+            out["encoder." + name[len("rnn.") :]] = shape
+        if linear:
+            for kind in ("h", "c")[:n_states]:
+                out[f"bridge_{kind}.weight"] = (L * H, H)
+                out[f"bridge_{kind}.bias"] = (L * H,)
+        out["target_embedding.weight"] = (Vt, E)
+        for name, shape in _recurrent_shapes(est.cell, D_dec, H, L, 1).items():
+            out["decoder." + name[len("rnn.") :]] = shape
+        out.update({f"attention.{k}": v for k, v in attention.items()})
+        out["combine.weight"], out["combine.bias"] = (H, 2 * H), (H,)
+        if est.tie_embeddings:
+            out["generator_bias"] = (Vt,)
+        else:
+            out["generator.weight"], out["generator.bias"] = (Vt, H), (Vt,)
+        return out
+
+    count = (
+        2
+        + 4 * Le * K
+        + (2 * n_states if linear else 0)
+        + 4 * L
+        + len(attention)
+        + 2
+        + (1 if est.tie_embeddings else 2)
+    )
+    _check_model_params(
+        state["model"],
+        path,
+        "state.model",
+        settings,
+        count,
+        shapes,
+        _stored_dtype(est, path, est.dtype),
+    )
+
+
 #: The checks of each built-in estimator's fitted state (and of subclasses of it), by the
 #: estimator's module and name: this module cannot import them (they import it).
 _STATE_CHECKS: dict[str, Callable[[Any, dict[str, Any], str], None]] = {
     "rnnkit.apps.lm.CharLM": _check_lm_state,
+    "rnnkit.apps.translate.estimator.Translator": _check_translator_state,
     "rnnkit.apps.classify.estimator.RNNClassifier": _check_classifier_state,
     "rnnkit.apps.forecast.estimator.RNNForecaster": _check_forecaster_state,
 }
