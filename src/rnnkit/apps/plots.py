@@ -333,6 +333,82 @@ def confusion_matrix(
     return _save(fig, path)
 
 
+# -- translation ------------------------------------------------------------------------------
+
+
+def attention(
+    weights: Any,
+    source_tokens: Sequence[Any],
+    target_tokens: Sequence[Any],
+    path: str | os.PathLike,
+    *,
+    titles: Sequence[str] | None = None,
+    title: str = "",
+) -> Path:
+    """Attention weights of a sequence-to-sequence model: the source tokens along the x axis,
+    the output tokens down the y axis, one cell per (output step, source token), darker for
+    more weight (0 to 1).
+
+    Args:
+        weights: one (T, S) array (as :meth:`rnnkit.apps.Translator.attention_weights` gives:
+            T output steps, S source tokens), or a list of them, one panel each.
+        source_tokens: the S labels of the columns (a space is shown as "\u2423"); for a list
+            of weights, a list of such label lists.
+        target_tokens: the T labels of the rows; for a list of weights, a list of them.
+        path: where to write the PNG.
+        titles: one title per panel (default: none).
+        title: the figure's title (default "Attention").
+    """
+    single = isinstance(weights, np.ndarray) or (
+        isinstance(weights, Sequence) and len(weights) > 0 and np.ndim(weights[0]) == 1
+    )
+    if single:
+        weights, source_tokens, target_tokens = [weights], [source_tokens], [target_tokens]
+    if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence) or not weights:
+        raise ValueError("weights must be a (T, S) array or a non-empty list of them")
+    n = len(weights)
+    for name, labels in (("source_tokens", source_tokens), ("target_tokens", target_tokens)):
+        if not isinstance(labels, Sequence) or len(labels) != n:
+            raise ValueError(f"{name} must hold one list of labels per panel ({n})")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"titles must have one title per panel ({n}), got {len(titles)}")
+    panels = []
+    for i, (w, src, tgt) in enumerate(zip(weights, source_tokens, target_tokens)):
+        arr = np.asarray(w, dtype=np.float64)
+        what = "weights" if single else f"weights[{i}]"
+        if arr.ndim != 2 or 0 in arr.shape:
+            raise ValueError(f"{what} must be a non-empty 2-D (T, S) array, got shape {arr.shape}")
+        T, S = arr.shape
+        if len(src) != S or len(tgt) != T:
+            raise ValueError(
+                f"{what} has shape ({T}, {S}): it needs {S} source tokens and {T} target "
+                f"tokens, got {len(src)} and {len(tgt)}"
+            )
+        panels.append((arr, [_char_label(t) for t in src], [_char_label(t) for t in tgt]))
+    cols = min(n, 2)
+    rows = -(-n // cols)
+    cell = 0.32  # inches per token
+    width = max(max(len(p[1]) for p in panels) * cell + 1.6, 3.5)
+    height = max(max(len(p[2]) for p in panels) * cell + 1.2, 2.5)
+    fig = _figure(min(width * cols + 1.0, 24.0), min(height * rows + 0.6, 30.0))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    image = None
+    for k, (ax, (arr, src, tgt)) in enumerate(zip(axes, panels)):
+        image = ax.imshow(arr, cmap="Greys", vmin=0.0, vmax=1.0, interpolation="nearest")
+        font = 9 if max(arr.shape) <= 30 else 6
+        ax.set_xticks(np.arange(len(src)), src, fontsize=font, rotation=90 if len(src) > 20 else 0)
+        ax.set_yticks(np.arange(len(tgt)), tgt, fontsize=font)
+        ax.set_xlabel("source")
+        ax.set_ylabel("output")
+        if titles is not None:
+            ax.set_title(str(titles[k]), fontsize=10)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=list(axes[:n]), shrink=0.8, label="attention weight")
+    fig.suptitle(title or "Attention")
+    return _save(fig, path)
+
+
 # -- diagnostics ------------------------------------------------------------------------------
 
 
