@@ -6,6 +6,7 @@ from rnnkit.apps.cli import (  # noqa: F401  (registers the subcommands)
     diagnose_command,
     forecast_command,
     lm_command,
+    translate_command,
 )
 from rnnkit.apps.cli.app import cli, main
 
