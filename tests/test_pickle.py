@@ -429,6 +429,37 @@ def forecaster() -> apps.RNNForecaster:
     )
 
 
+PAIRS = [("cab", "K AE B"), ("a", "AH"), ("abba", "AE B AH"), ("bac", "B AE K"), ("c", "S IY")]
+PAIRS += [("ab", "AE B"), ("ba", "B AH"), ("cc", "K K"), ("abc", "AE B K"), ("ca", "K AH")]
+
+
+def translator() -> apps.Translator:
+    return apps.Translator(
+        embedding_dim=4,
+        hidden_size=6,
+        dropout=0.2,
+        scheduled_sampling=0.2,
+        epochs=2,
+        batch_size=3,
+        dev_fraction=0.3,
+        patience=1,
+        beam=3,
+        dtype="float64",
+        quiet=True,
+    )
+
+
+def run_translator(tr: apps.Translator) -> Any:
+    sources = ["abc", "ca", "bzz", "a"]
+    return (
+        tr.predict(sources),
+        tr.predict(sources, nbest=2),
+        tr.evaluate(PAIRS),
+        tr.attention_weights(sources[:2]),
+        tr.get_params(),
+    )
+
+
 def run_char_lm(lm: apps.CharLM) -> Any:
     return lm.evaluate("the hat sat"), lm.sample("the ", length=20, seed=1), lm.get_params()
 
@@ -605,6 +636,8 @@ CASES: dict[str, Case] = {
     "RNNForecaster-unfitted": Case(
         apps.RNNForecaster, forecaster, fit_then(run_forecaster, SERIES)
     ),
+    "Translator": Case(apps.Translator, lambda: translator().fit(PAIRS), run_translator),
+    "Translator-unfitted": Case(apps.Translator, translator, fit_then(run_translator, PAIRS)),
     "ForecastEvaluation": Case(apps.ForecastEvaluation, evaluation, run_evaluation),
     # -- progress bars: on stderr (the default, by name) and on a stream that pickles itself
     "Progress-stderr": Case(Progress, lambda: Progress(10, quiet=True), run_progress),
