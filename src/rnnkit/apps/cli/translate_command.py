@@ -242,7 +242,12 @@ def translate_train(train_path: str | None, dev_path: str | None, **kw: Any) -> 
     kw["train"], kw["dev"] = train_path, dev_path
     run, config, common = prepare_run("translate", DEFAULTS, kw, paths=("train", "dev"))
     quiet = common["quiet"]
-    # Everything the user gave is checked before the run folder is touched.
+    # Everything the user gave is checked before the run folder is touched: settings first.
+    params = {k: config[k] for k in MODEL_KEYS}
+    for key in ("encoder_layers", "attention_size", "clip_norm", "patience"):
+        params[key] = params[key] or None
+    model = Translator(**params, quiet=quiet)
+    model.check_params()
     if not config["train"]:
         raise CLIError("--train is required (or set it in --config)")
     pairs = read_pairs(config["train"])
@@ -255,13 +260,8 @@ def translate_train(train_path: str | None, dev_path: str | None, **kw: Any) -> 
         dev_name = f"{config['dev_fraction']:g} of the training sources"
     else:
         train, dev, dev_name = pairs, None, ""
-    params = {k: config[k] for k in MODEL_KEYS}
-    for key in ("encoder_layers", "attention_size", "clip_norm", "patience"):
-        params[key] = params[key] or None
     if dev is None:
-        params["patience"] = None  # nothing to stop on: all epochs
-    model = Translator(**params, quiet=quiet)
-    model.check_params()
+        model.set_params(patience=None)  # nothing to stop on: all epochs
     with run.writing(config):
         report(f"run folder: {run.final}", quiet=quiet)
         n_dev = f"{len(dev):,} development pairs ({dev_name})" if dev else "no development set"
