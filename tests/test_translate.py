@@ -506,3 +506,31 @@ def test_resume_refuses_other_pairs_or_checkpoints(tmp_path):
     other = trainer.save_checkpoint(tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match="not a Translator training checkpoint"):
         Translator(**params).fit(PAIRS[:20], checkpoint=other, resume=True)
+
+
+# -- the attention plot -------------------------------------------------------------------------
+
+
+def test_attention_plot(fitted, tmp_path):
+    from rnnkit.apps import plots
+
+    if not plots.available():
+        pytest.skip("matplotlib is not installed")
+    found = fitted.attention_weights(["abc", "fed ab"], tokens=True)
+    weights, src, tgt = found[0]
+    assert plots.attention(weights, src, tgt, tmp_path / "one.png").stat().st_size > 0
+    path = plots.attention(
+        [w for w, _, _ in found],
+        [s for _, s, _ in found],
+        [t for _, _, t in found],
+        tmp_path / "two.png",
+        titles=["abc", "fed ab"],
+        title="toy",
+    )
+    assert path.stat().st_size > 0
+    with pytest.raises(ValueError, match=r"needs 3 source tokens and \d+ target tokens"):
+        plots.attention(weights, src[:2], tgt, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="non-empty 2-D"):
+        plots.attention(np.zeros((0, 3)), src, [], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="titles must have one title per panel"):
+        plots.attention([weights], [src], [tgt], tmp_path / "x.png", titles=["a", "b"])

@@ -53,7 +53,7 @@ from rnnkit.data.pairs import (
     split_by_source,
     tokenize,
 )
-from rnnkit.nn.decoding import LENGTH_PENALTIES, beam_search, greedy_decode
+from rnnkit.nn.decoding import LENGTH_PENALTIES, Hypothesis, beam_search, greedy_decode
 from rnnkit.nn.seq2seq import BRIDGES, SCORES, Seq2Seq
 from rnnkit.training.metric_log import decode_columns, encode_columns
 
@@ -542,6 +542,9 @@ class Translator(Estimator):
         found = self._decode(sources, k, 1, attention=True)
         out = []
         for source, hyps in zip(sources, found):
+            if not hyps:  # the model ruled every output out: nothing to show
+                S = len(tokenize(source, self.source_tokens))
+                hyps = [Hypothesis([], -np.inf, -np.inf, False, np.zeros((0, S)))]
             h = hyps[0]
             weights = np.asarray(h.attention, dtype=np.float64)  # (T, S)
             if not tokens:
