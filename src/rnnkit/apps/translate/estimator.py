@@ -13,9 +13,10 @@ The pipeline:
   source included, by teacher forcing with the masked, label-smoothed cross-entropy
   (:func:`rnnkit.losses.cross_entropy`), Adam, gradient clipping and early stopping on the
   development loss (the parameters of the best development loss are kept).
-- ``predict``: sources are tokenised, batched by length (:func:`~rnnkit.data.pairs.
-  source_batches`) and decoded by beam search (:func:`~rnnkit.nn.decoding.beam_search`; greedy
-  for ``beam=1``); the results come back in input order and do not depend on the batching.
+- ``predict``: sources are tokenised, batched by length
+  (:func:`~rnnkit.data.pairs.source_batches`) and decoded by beam search
+  (:func:`~rnnkit.nn.decoding.beam_search`; greedy for ``beam=1``); the results come back in
+  input order and do not depend on the batching.
 - ``evaluate``: one prediction per distinct source, scored against all its references
   (:mod:`rnnkit.apps.translate.metrics`).
 
@@ -94,9 +95,10 @@ class Translator(Estimator):
         batch_size: pairs per optimiser step (batches hold pairs of similar lengths).
         lr: Adam's learning rate.
         clip_norm: clip the global gradient norm to this value (None: no clipping).
-        patience: stop after this many epochs without a better development loss and keep the
-            best parameters (None: train all ``epochs``; the best are still kept when a
-            development set is there). Needs a development set.
+        patience: stop after this many epochs without a better development loss; training
+            then ends with the parameters of the best development loss, also when ``epochs``
+            run out first (None: train all ``epochs`` and keep the last parameters). Needs a
+            development set.
         dev_fraction: without ``dev`` given to :meth:`fit`, the fraction of the distinct
             training sources held out as the development set, in [0, 1) (0: none).
         beam: the beam width of :meth:`predict` and :meth:`evaluate` (1: greedy).
@@ -461,7 +463,7 @@ class Translator(Estimator):
 
     def _decode(self, sources: Any, beam: int, nbest: int, attention: bool) -> list[list[Any]]:
         """The n-best :class:`~rnnkit.nn.decoding.Hypothesis` lists of ``sources``, in input
-        order, with the sources' ids."""
+        order (decoded in batches of similar lengths)."""
         self._check_fitted()
         ids = self._sources(sources)
         results: list[list[Any]] = [[] for _ in ids]
