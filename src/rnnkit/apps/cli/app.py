@@ -31,6 +31,7 @@ def cli() -> None:
       rnnkit lm train          character language model (default: a built-in corpus)
       rnnkit forecast train    time-series forecasting from a CSV column
       rnnkit classify train    sequence classification (UCR/UEA .ts or CSV)
+      rnnkit translate train   sequence to sequence with attention (e.g. letters to phonemes)
       rnnkit diagnose          gradient flow: why LSTMs remember and tanh RNNs forget
 
     Every training run writes one folder, runs/<name>/, with its resolved config, metrics,
