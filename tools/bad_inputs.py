@@ -131,6 +131,37 @@ def command_cases() -> list[tuple[str, list[str], int, str]]:
     ]
     out = [(n, a, 2, w) for n, a, w in huge + files + values + system]
     out.append(("lm diverges (lr 1e6)", [*LM[:-2], "--steps", "50", "--lr", "1e6"], 1, "diverged"))
+    translate = ["translate", "train", "-q", "--no-plot", "--epochs", "1"]
+    out += [
+        (
+            "translate hidden 1e5",
+            [*translate, "--train", "{tsv}", "--hidden-size", "100000"],
+            2,
+            "memory",
+        ),
+        (
+            "translate embedding 1e12",
+            [*translate, "--train", "{tsv}", "--embedding-dim", str(10**12)],
+            2,
+            "memory",
+        ),
+        ("translate train /dev/zero", [*translate, "--train", "/dev/zero"], 2, "device"),
+        ("translate train fifo", [*translate, "--train", "{fifo}"], 2, "FIFO"),
+        ("translate train a bad line", [*translate, "--train", "{badtsv}"], 2, "line 2"),
+        ("translate train lr nan", [*translate, "--train", "{tsv}", "--lr", "nan"], 2, "lr"),
+        (
+            "translate predict model random bytes",
+            ["translate", "predict", "--run", "{garbage_translate}", "abc"],
+            2,
+            "checkpoint",
+        ),
+        (
+            "translate eval data /dev/zero",
+            ["translate", "eval", "--run", "{garbage_translate}", "--data", "/dev/zero"],
+            2,
+            "",
+        ),
+    ]
     return out
 
 
@@ -244,6 +275,11 @@ def make_fixtures(work: Path) -> dict[str, str]:
         rows.append(f"{i % 2}," + ",".join(str((i % 2) * 2 - 1 + 0.1 * j) for j in range(12)))
     (work / "c.csv").write_text("\n".join(rows) + "\n")
     f["cls"] = str(work / "c.csv")
+    words = [a + b + c for a in "abcd" for b in "abcd" for c in "abcd"]  # 64 distinct sources
+    (work / "p.tsv").write_text("".join(f"{w}\t{' '.join(w.upper())}\n" for w in words))
+    f["tsv"] = str(work / "p.tsv")
+    (work / "bad.tsv").write_text("cab\tK AE B\nno tab on this line\n")
+    f["badtsv"] = str(work / "bad.tsv")
     os.mkfifo(work / "fifo")
     f["fifo"] = str(work / "fifo")
     os.symlink("/dev/zero", work / "zerolink")
@@ -295,6 +331,11 @@ def make_fixtures(work: Path) -> dict[str, str]:
         else:
             shutil.copy(model, target)
         f[name] = str(folder)
+    translate_run = runs / "garbage_translate"
+    translate_run.mkdir(parents=True)
+    (translate_run / "config.toml").write_text('[translate]\ntrain = "x.tsv"\n')
+    shutil.copy(garbage, translate_run / "model.rnnkit")
+    f["garbage_translate"] = str(translate_run)
     garbage_run = runs / "garbage"
     shutil.copytree(runs / "lm", garbage_run)
     shutil.copy(garbage, garbage_run / "checkpoint.ckpt")
