@@ -2,7 +2,8 @@
 (issue 12), in float64: logits and the gradient of every parameter, a masked cross-entropy with
 label smoothing, and five Adam steps, each to 1e-9 relative to the magnitude of the tensor.
 
-The torch model is written from the equations of ``rnnkit.nn.seq2seq``'s module docstring and
+The torch model, ``tests/reference_seq2seq.py`` (shared with ``benchmarks/bench_seq2seq.py``), is
+written from the equations of ``rnnkit.nn.seq2seq``'s module docstring and
 ``rnnkit.nn.attention``'s, not from rnnkit's code: torch's own LSTM / GRU / RNN stacks (the
 variable-length encoder on packed sequences, so each direction starts and ends at the sequence's
 own length), torch's Embedding and Linear, the attention written out with its mask, the bridge,
@@ -27,8 +28,9 @@ from rnnkit.losses import cross_entropy
 from rnnkit.nn.seq2seq import Seq2Seq
 
 torch = pytest.importorskip("torch")
+from reference_seq2seq import TorchSeq2Seq  # noqa: E402  (needs torch)
+
 F = torch.nn.functional
-pack = torch.nn.utils.rnn
 
 RTOL = 1e-9
 Vs, Vt, E, H = 11, 9, 5, 6  # E != H, so the input-fed decoder input (E + H) is checked too
@@ -46,128 +48,6 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-# -- the reference ------------------------------------------------------------------------------
-
-
-class TorchAttention(torch.nn.Module):
-    """Luong's dot / general and Bahdanau's additive scores, softmax over the valid positions."""
-
-    def __init__(self, score: str, size: int, attention_size: int | None) -> None:
-        super().__init__()
-        self.score = score
-
-        def param(*shape: int) -> torch.nn.Parameter:
-            return torch.nn.Parameter(torch.empty(*shape, dtype=torch.float64))
-
-        if score == "general":
-            self.weight = param(size, size)  # W (Q, K)
-        elif score == "additive":
-            A = size if attention_size is None else attention_size
-            self.query_weight = param(A, size)  # W_q (A, Q)
-            self.key_weight = param(A, size)  # W_k (A, K)
-            self.bias = param(A)
-            self.v = param(A)
-
-    def forward(self, query, keys, mask):
-        """query (T, B, H), keys (S, B, H), mask (S, B) bool -> context (T, B, H)."""
-        if self.score == "dot":
-            scores = torch.einsum("tbh,sbh->tbs", query, keys)
-        elif self.score == "general":
-            scores = torch.einsum("tbh,sbh->tbs", query, keys @ self.weight.T)
-        else:
-            zq = query @ self.query_weight.T + self.bias  # (T, B, A)
-            zk = (keys @ self.key_weight.T).transpose(0, 1)  # (B, S, A)
-            u = torch.tanh(zq[:, :, None, :] + zk[None])  # (T, B, S, A)
-            scores = u @ self.v  # (T, B, S)
-        scores = scores.masked_fill(~mask.T, float("-inf"))  # (B, S) broadcast over T
-        weights = torch.softmax(scores, dim=-1)  # (T, B, S), exactly 0 at padding
-        return torch.einsum("tbs,sbh->tbh", weights, keys)
-
-
-class TorchSeq2Seq(torch.nn.Module):
-    """The attentional encoder-decoder from its equations, with rnnkit's parameter names."""
-
-    def __init__(
-        self,
-        *,
-        embedding_dim: int = E,
-        num_layers: int = 1,
-        encoder_layers: int | None = None,
-        cell: str = "lstm",
-        bidirectional: bool = True,
-        attention: str = "general",
-        attention_size: int | None = None,
-        input_feeding: bool = True,
-        bridge: str = "linear",
-        tie_embeddings: bool = False,
-    ) -> None:
-        super().__init__()
-        f64 = {"dtype": torch.float64}
-        rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
-        self.L, self.Le = num_layers, num_layers if encoder_layers is None else encoder_layers
-        self.K = 2 if bidirectional else 1
-        self.lstm, self.feeding, self.tied = cell == "lstm", input_feeding, tie_embeddings
-        emb = embedding_dim
-        self.source_embedding = torch.nn.Embedding(Vs, emb, **f64)
-        self.encoder = rnn(emb, H // self.K, self.Le, bidirectional=bidirectional, **f64)
-        self.bridge_kind = bridge
-        if bridge == "linear":
-            self.bridge_h = torch.nn.Linear(H, self.L * H, **f64)
-            if self.lstm:
-                self.bridge_c = torch.nn.Linear(H, self.L * H, **f64)
-        self.target_embedding = torch.nn.Embedding(Vt, emb, **f64)
-        self.decoder = rnn(emb + (H if input_feeding else 0), H, self.L, **f64)
-        self.attention = TorchAttention(attention, H, attention_size)
-        self.combine = torch.nn.Linear(2 * H, H, **f64)
-        if tie_embeddings:
-            self.generator_bias = torch.nn.Parameter(torch.empty(Vt, **f64))
-        else:
-            self.generator = torch.nn.Linear(H, Vt, **f64)
-
-    def forward(self, source, source_lengths, target_in):
-        """source (S, B), source_lengths (B,), target_in (T, B) -> logits (T, B, V)."""
-        n_src, n_batch = source.shape
-        e = self.source_embedding(source)  # (S, B, E)
-        packed = pack.pack_padded_sequence(e, source_lengths, enforce_sorted=False)
-        memory, final = self.encoder(packed)
-        memory, _ = pack.pad_packed_sequence(memory, total_length=n_src)  # (S, B, H)
-        mask = torch.arange(n_src)[:, None] < source_lengths[None, :]  # (S, B)
-
-        # the top encoder layer's final states, forward then backward direction: (B, H) each
-        finals = final if self.lstm else (final,)
-        last = (self.Le - 1) * self.K  # h_n / c_n rows are layer * K + direction
-        top = [torch.cat([s[last + k] for k in range(self.K)], -1) for s in finals]
-        if self.bridge_kind == "zeros":
-            s0 = [torch.zeros(self.L, n_batch, H, dtype=torch.float64) for _ in top]
-        else:
-            bridges = [self.bridge_h, self.bridge_c] if self.lstm else [self.bridge_h]
-            # one Linear(H, L*H) per state kind: layer l takes outputs l*H .. (l+1)*H
-            s0 = [
-                torch.tanh(lin(s)).reshape(n_batch, self.L, H).transpose(0, 1)  # (L, B, H)
-                for lin, s in zip(bridges, top)
-            ]
-        state = tuple(s0) if self.lstm else s0[0]
-
-        f = self.target_embedding(target_in)  # (T, B, E)
-        if not self.feeding:
-            h, _ = self.decoder(f, state)  # (T, B, H)
-            c = self.attention(h, memory, mask)
-            attentional = torch.tanh(self.combine(torch.cat([c, h], -1)))  # (T, B, H)
-        else:
-            feed = torch.zeros(n_batch, H, dtype=torch.float64)  # h~_0 = 0
-            steps = []
-            for t in range(target_in.shape[0]):
-                u = torch.cat([f[t], feed], -1)[None]  # (1, B, E + H)
-                h, state = self.decoder(u, state)  # (1, B, H)
-                c = self.attention(h, memory, mask)
-                feed = torch.tanh(self.combine(torch.cat([c, h], -1)))[0]  # (B, H)
-                steps.append(feed)
-            attentional = torch.stack(steps)  # (T, B, H)
-        if self.tied:
-            return attentional @ self.target_embedding.weight.T + self.generator_bias
-        return self.generator(attentional)  # (T, B, V)
-
-
 # -- helpers ------------------------------------------------------------------------------------
 
 
@@ -180,7 +60,7 @@ def make_models(options: dict, seed: int = 0):
     rng = np.random.default_rng(seed + 100)
     for value in model.parameters().values():
         value[...] = rng.uniform(-0.7, 0.7, value.shape)
-    ref = TorchSeq2Seq(**options)
+    ref = TorchSeq2Seq(Vs, Vt, hidden_size=H, **options)
     ref.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.state_dict().items()})
     return model, ref
 
