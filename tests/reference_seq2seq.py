@@ -26,7 +26,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import torch
+import pytest
+
+# a test-only dependency: without it, collecting this module (--doctest-modules) skips it
+torch = pytest.importorskip("torch")
 
 pack = torch.nn.utils.rnn
 
