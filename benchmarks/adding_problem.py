@@ -72,6 +72,7 @@ for _variable in THREAD_VARIABLES:  # before NumPy loads its BLAS; see the modul
 import numpy as np  # noqa: E402
 
 import rnnkit  # noqa: E402
+from common import positive_int  # noqa: E402
 
 DTYPE = np.float32
 THRESHOLD = 0.01  # test MSE that counts as solved
@@ -298,13 +299,6 @@ def header(cfg: Settings, baseline: float, argv: Sequence[str]) -> list[str]:
 
 
 # -- command line --------------------------------------------------------------------------------
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def nonnegative_int(text: str) -> int:

@@ -42,6 +42,7 @@ import torch
 
 import common
 import rnnkit
+from common import positive_int
 
 TORCH_THREADS = 2
 RTOL = 1e-9  # float64 agreement, relative to the magnitude of the reference
@@ -297,13 +298,6 @@ def describe(cfg: Config) -> str:
 
 
 # -- command line --------------------------------------------------------------------------------
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -77,6 +77,7 @@ import numpy as np
 
 import common
 import rnnkit
+from common import positive_int
 from rnnkit.data.pairs import (
     BOS,
     EOS,
@@ -766,13 +767,6 @@ def summary(rows: Sequence[Row]) -> str:
 
 
 # -- command line ---------------------------------------------------------------------------------
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

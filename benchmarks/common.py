@@ -7,6 +7,7 @@ implementation loads only that implementation's libraries.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import platform
@@ -187,3 +188,11 @@ def others_load(start: tuple[float, float], wall: float) -> float:
     """Cores that other processes kept busy on average since ``start`` (:func:`cpu_seconds`)."""
     busy, own = cpu_seconds()
     return max(0.0, (busy - start[0]) - (own - start[1])) / wall
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an int >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
