@@ -21,13 +21,10 @@ from rnnkit.apps.classify import RNNClassifier
 from rnnkit.apps.classify.estimator import member_checkpoint
 from rnnkit.apps.forecast import RNNForecaster
 from test_classify import waves
+from test_training import Killed, untimed
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-
-
-class Killed(Exception):
-    """Stands for a SIGKILL right after a checkpoint: nothing after it runs."""
 
 
 def kill_after(n):
@@ -47,10 +44,6 @@ def same_params(a, b):
     return all(
         np.array_equal(x, y) for m, n in zip(a, b) for x, y in zip(m.values(), n.values())
     ) and [list(m) for m in a] == [list(n) for n in b]
-
-
-def untimed(history):
-    return {k: v for k, v in history.items() if k not in ("seconds", "examples_per_s")}
 
 
 @pytest.mark.parametrize(

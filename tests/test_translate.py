@@ -18,6 +18,7 @@ from rnnkit.apps.translate import metrics
 from rnnkit.data.pairs import PairData, split_by_source, tokenize
 from rnnkit.nn.decoding import beam_search
 from rnnkit.training import Trainer
+from test_crash_resume import Killed, kill_after, untimed
 
 PHONES = {"a": "AA", "b": "B", "c": "K", "d": "D", "e": "EH", "f": "F"}
 
@@ -433,26 +434,6 @@ def test_bad_sources(fitted):
 
 
 # -- checkpoints --------------------------------------------------------------------------------
-
-
-class Killed(Exception):
-    """Stands for a SIGKILL right after a checkpoint: nothing after it runs."""
-
-
-def kill_after(n):
-    seen = []
-
-    def callback(event, trainer, row):
-        if event == "checkpoint":
-            seen.append(row["step"])
-            if len(seen) == n:
-                raise Killed
-
-    return callback
-
-
-def untimed(history):
-    return {k: v for k, v in history.items() if k not in ("seconds", "examples_per_s")}
 
 
 @pytest.mark.parametrize(
