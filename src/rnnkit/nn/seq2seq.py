@@ -462,20 +462,13 @@ class Seq2Seq(Model):
                 parts.append(full)
             dstate_enc = tuple(parts) if len(parts) == 2 else parts[0]
         dkeys, g = self.attention.prepare_backward(dmem, cache.memory_cache)
-        grads.update(prefixed("attention", g))
+        _accumulate(grads, prefixed("attention", g))  # + the per-step (query-side) parts
         de, _, g = self.encoder.backward(dkeys, cache.encoder, dstate_enc)
         grads.update(prefixed("encoder", g))
         de, _ = self.drop_source.backward(de, cache.drop_source)
         _, g = self.source_embedding.backward(de, cache.source_embedding)
         grads.update(prefixed("source_embedding", g))
-        return None, None, self._ordered(self._add_attention(grads))
-
-    def _add_attention(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The attention's per-step gradients were collected under "attention.step.*"."""
-        for name in [n for n in grads if n.startswith("attention.step.")]:
-            key = "attention." + name[len("attention.step.") :]
-            grads[key] = grads[key] + grads.pop(name)
-        return grads
+        return None, None, self._ordered(grads)
 
     def _backward_all(self, dht, steps, dmem, grads):
         c_dec, c_att, c_comb, ht = steps
@@ -486,7 +479,7 @@ class Seq2Seq(Model):
         dctx, dhs = dcat[..., :H], dcat[..., H:]
         dq, dm, g = self.attention.backward(np.ascontiguousarray(dctx), c_att)
         self.attention.add_memory_grad(dmem, dm)
-        grads.update(prefixed("attention.step", g))
+        _accumulate(grads, prefixed("attention", g))
         df, ds0, g = self.decoder.backward(dhs + dq, c_dec)
         grads.update(prefixed("decoder", g))
         return df, ds0
@@ -506,7 +499,7 @@ class Seq2Seq(Model):
             _accumulate(sums, prefixed("combine", g))
             dq, dm, g = self.attention.backward(np.ascontiguousarray(dcat[:, :H]), c_att)
             self.attention.add_memory_grad(dmem, dm)
-            _accumulate(sums, prefixed("attention.step", g))
+            _accumulate(sums, prefixed("attention", g))
             du, dstate, g = self.decoder.backward((dcat[:, H:] + dq)[None], c_dec, dstate)
             _accumulate(sums, prefixed("decoder", g))
             df[t] = du[0, :, :E]
@@ -542,10 +535,10 @@ class Seq2Seq(Model):
         next token's log-probabilities (R, V), the new state and the attention weights (R, S).
 
         A row's results do not depend on the other rows, bit for bit. The decoder runs as its
-        layer's forward over one time step (the compiled loop: its matrix products take all R
-        rows at once, 3-5x faster than the streaming :meth:`~rnnkit.nn.Recurrent.step` from
-        R = 64 on), and a single row is computed as two: a matrix product of one row takes
-        another path (a matrix-vector product) whose rounding differs.
+        layer's forward over one time step (the compiled loop, whose matrix products take all R
+        rows at once; the streaming :meth:`~rnnkit.nn.Recurrent.step` is built for a few rows
+        and its cost grows with each), and a single row is computed as two: a matrix product of
+        one row takes another path (a matrix-vector product) whose rounding differs.
         """
         tokens = _checks.token_ids("tokens", tokens, self.target_vocab_size)
         if tokens.ndim != 1:
