@@ -227,3 +227,18 @@ def test_linear_and_embedding_match_torch():
     ref.load_state_dict({k: torch.from_numpy(v) for k, v in lin.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((5, 2, 4))
     assert_close(lin.forward(x)[0], ref(torch.from_numpy(x)).detach().numpy(), 1e-14, "y")
+
+
+def test_evaluation_mode_in_a_block_is_restored_even_on_an_error():
+    model = rnnkit.LanguageModel(5, 3, 4, dropout=0.5, seed=0)
+    with model.evaluation() as same:
+        assert same is model and not model.training and not model.rnn.training
+    assert model.training and model.drop_in.training
+    model.eval()
+    with pytest.raises(RuntimeError), model.evaluation():
+        raise RuntimeError
+    assert not model.training
+    model.train()
+    with pytest.raises(RuntimeError), model.evaluation():
+        raise RuntimeError
+    assert model.training and model.rnn.training

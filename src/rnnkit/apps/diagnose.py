@@ -52,8 +52,6 @@ Shapes: T = time steps, B = batch, D = input size, H = hidden size, L = num_laye
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -67,17 +65,6 @@ from rnnkit.nn.recurrent import Recurrent
 
 #: The gates of each gated cell, in the order they sit in the fused gate axis.
 GATES = {LSTMCell: ("i", "f", "g", "o"), GRUCell: ("r", "z", "n")}
-
-
-@contextlib.contextmanager
-def _evaluating(layer: Recurrent) -> Iterator[Recurrent]:
-    """The layer in evaluation mode (no dropout, expected zoneout), its mode restored after."""
-    was_training = layer.training
-    layer.eval()
-    try:
-        yield layer
-    finally:
-        layer.train(was_training)
 
 
 def _check_layer(layer: Any) -> Recurrent:
@@ -146,7 +133,7 @@ def hidden_gradients(layer: Recurrent, x: Any, r: Any) -> np.ndarray:
     r = np.asarray(r, dtype=layer.dtype)
     if r.shape not in ((H,), (B, H)):
         raise ValueError(f"r must have shape ({H},) or ({B}, {H}), got {r.shape}")
-    with _evaluating(layer):
+    with layer.evaluation():
         state, caches = None, []
         for t in range(T):
             y, state, cache = layer.forward(_batch_layout(layer, x[t : t + 1]), state)
@@ -291,7 +278,7 @@ def activations(layer: Recurrent, x: Any, *, num_layer: int = -1) -> dict[str, n
             f"num_layer must index one of the {layer.num_layers} layers, got {num_layer}"
         )
     x = _time_major(layer, x)  # (T, B, D)
-    with _evaluating(layer):
+    with layer.evaluation():
         _, _, cache = layer.forward(_batch_layout(layer, x))
     step_cache = cache.cells[num_layer][0]  # a StepCache: states and what each step saved
     out = {name: s[:, 0].copy() for name, s in zip(layer.cell.state_names, step_cache.states)}

@@ -22,9 +22,7 @@ Shapes: T = time steps, B = batch rows, V = vocabulary size.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +274,7 @@ class CharLM(Estimator):
         """Summed negative log-likelihood (nats) of the known targets of ``data``, and their
         number, in evaluation mode with the state carried across chunks."""
         total, count, state = 0.0, 0, None
-        with self._eval_mode() as model:
+        with self.model_.evaluation() as model:
             for i in range(len(data)):
                 batch = data.batch(data.order(None), i)
                 if state is not None:
@@ -374,7 +372,7 @@ class CharLM(Estimator):
             return ""
         vocab = self.vocabulary_
         out = np.zeros(length, dtype=np.intp)  # the ids written
-        with self._eval_mode() as model:
+        with self.model_.evaluation() as model:
             state = None
             if prime:
                 logits, state, _ = model.forward(vocab.encode(prime)[:, None], state)  # (T, 1, V)
@@ -391,16 +389,6 @@ class CharLM(Estimator):
         return vocab.decode(out)
 
     # -- fitted state ---------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _eval_mode(self) -> Iterator[LanguageModel]:
-        model = self.model_
-        training = model.training
-        model.eval()
-        try:
-            yield model
-        finally:
-            model.train(training)
 
     def _get_state(self) -> dict[str, Any]:
         return {

@@ -3,6 +3,7 @@ and the random generators of stochastic blocks, all addressed by PyTorch-style d
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -131,6 +132,17 @@ class Module:
     def eval(self) -> Module:
         """Evaluation mode: dropout and zoneout are off (zoneout uses its expectation)."""
         return self.train(False)
+
+    @contextlib.contextmanager
+    def evaluation(self) -> Iterator[Module]:
+        """``with module.evaluation():`` evaluation mode inside the block, the mode it had
+        (training or not, set on every child) restored after, also on an exception."""
+        training = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(training)
 
     def rng_state(self) -> dict[str, dict]:
         """The state of every stochastic block's generator, by dotted module name (JSON-able)."""

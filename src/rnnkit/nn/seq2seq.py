@@ -520,7 +520,7 @@ class Seq2Seq(Model):
         lengths = _checks.lengths(source_lengths, S, B)
         if (lengths < 1).any():
             raise ValueError("source_lengths must be >= 1: every source needs a token")
-        with _evaluation(self):
+        with self.evaluation():
             e, _ = self.source_embedding.forward(source)
             mem, enc_T, _ = self.encoder.forward(e, None, lengths)  # (S, B, H)
             memory, _ = self.attention.prepare(mem, self._source_mask(lengths, S))
@@ -550,7 +550,7 @@ class Seq2Seq(Model):
             return log_probs[:1], self.select(state, [0]), weights[:1]
         f = self.target_embedding.parameters()["weight"][tokens]  # (R, E)
         u = f if dstate.feed is None else np.concatenate([f, dstate.feed], axis=-1)
-        with _evaluation(self.decoder):
+        with self.decoder.evaluation():
             h, state, _ = self.decoder.forward(u[None], dstate.state)  # (1, R, H)
         ctx, weights = self.attention.apply(h[0], dstate.memory)  # (R, H), (R, S)
         ht = np.tanh(self.combine.apply(np.concatenate([ctx, h[0]], axis=-1)))  # (R, H)
@@ -580,17 +580,3 @@ def _accumulate(total: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> N
             total[name] += value
         else:
             total[name] = value.copy()
-
-
-class _evaluation:
-    """Evaluation mode inside a block, the model's mode restored after."""
-
-    def __init__(self, model: Model) -> None:
-        self.model = model
-
-    def __enter__(self) -> Model:
-        self.training = self.model.training
-        return self.model.eval()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.model.train(self.training)

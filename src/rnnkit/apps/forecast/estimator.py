@@ -353,18 +353,13 @@ class RNNForecaster(Estimator):
         z = ((d[:, -W:] - center) / scale).T[:, :, None]  # (W, B, 1)
         z = z.astype(cfg["dtype"])
         blocks, done = [], 0
-        model = self.model_
-        training = model.training
-        model.eval()
-        try:
+        with self.model_.evaluation() as model:
             while done < horizon:
                 out, _, _ = model.forward(z)  # (B, O)
                 take = min(O, horizon - done)
                 blocks.append(out[:, :take])
                 z = np.concatenate([z, out[:, :take].T[:, :, None]])[-W:]  # (W, B, 1)
                 done += take
-        finally:
-            model.train(training)
         d_hat = np.concatenate(blocks, axis=1).astype(np.float64) * scale + center  # (B, h)
         if lag:
             # t_{T+k} = t_{T+k-lag} + d_{T+k}, reading back earlier forecasts when k > lag
