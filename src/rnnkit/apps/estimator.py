@@ -106,6 +106,16 @@ class Estimator:
     def _set_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def training_config(self, **extra: Any) -> dict[str, Any]:
+        """What a training checkpoint records of this estimator (its class, its scalar
+        settings and ``extra``), so that a resume can check it continues the same run."""
+        params = {
+            k: v
+            for k, v in self.get_params().items()
+            if v is None or isinstance(v, (bool, int, float, str))
+        }
+        return {"estimator": type(self).__name__, "params": params, **extra}
+
     def save(self, path: str | Path) -> Path:
         """Write the fitted estimator to one file, atomically and without pickle."""
         self._check_fitted()

@@ -174,15 +174,7 @@ class CharLM(Estimator):
         val = self._stream(val_ids) if n_val else None
 
         model = self._build_model(len(vocab))
-        config = {
-            "estimator": type(self).__name__,
-            "params": {
-                k: v
-                for k, v in self.get_params().items()
-                if v is None or isinstance(v, (bool, int, float, str))
-            },
-            "vocabulary": vocab.chars,
-        }
+        config = self.training_config(vocabulary=vocab.chars)
         if resume and Path(checkpoint).exists():
             stored = _checkpoint_vocabulary(checkpoint)
             if stored is None:

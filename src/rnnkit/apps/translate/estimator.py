@@ -319,15 +319,7 @@ class Translator(Estimator):
             "source_vocabulary": src_vocab.to_list(),
             "target_vocabulary": tgt_vocab.to_list(),
         }
-        config = {
-            "estimator": type(self).__name__,
-            "params": {
-                k: v
-                for k, v in self.get_params().items()
-                if v is None or isinstance(v, (bool, int, float, str))
-            },
-            **vocabularies,
-        }
+        config = self.training_config(**vocabularies)
         if resume and Path(checkpoint).exists():
             _check_resumed_vocabularies(checkpoint, vocabularies)
         trainer = train_model(
