@@ -120,6 +120,9 @@ def trained(tmp_path_factory) -> Path:
     )
     assert "development set:" in proc.stdout and "sequence error rate:" in proc.stdout
     assert "BLEU:" in proc.stdout and "chrF:" in proc.stdout
+    # the validation set (5 % of the rest, by default) is scored too, before the development set
+    assert proc.stdout.index("validation set:") < proc.stdout.index("development set:")
+    assert "of them for validation" in proc.stdout
     return folder / "runs" / "g"
 
 
@@ -132,7 +135,8 @@ def test_train_writes_a_run_folder(trained):
     stored = (trained / "config.toml").read_text()
     assert "hidden_size = 16" in stored  # the flag wins over the file
     assert "epochs = 6" in stored and "beam = 3" in stored and "dev_fraction = 0.1" in stored
-    assert "development set: " in (trained / "report.md").read_text()
+    report = (trained / "report.md").read_text()
+    assert "validation set: " in report and "development set: " in report
 
 
 def test_eval_json_is_one_object(trained):
@@ -186,7 +190,8 @@ def test_character_targets_and_a_dev_file(tmp_path):
     (tmp_path / "d.tsv").write_text("ac\tca\ncb\tbc\n", encoding="utf-8")
     proc = rnnkit(
         "translate", "train", "--train", "t.tsv", "--dev", "d.tsv", "--target-tokens", "chars",
-        "--epochs", 2, *TINY, "--name", "c", "--no-plot", "-q", cwd=tmp_path,
+        "--validation-fraction", 0, "--epochs", 2, *TINY, "--name", "c", "--no-plot", "-q",
+        cwd=tmp_path,
     )  # fmt: skip
     assert "sequence error rate" in proc.stdout and "BLEU" not in proc.stdout
     stored = (tmp_path / "runs" / "c" / "config.toml").read_text()

@@ -43,6 +43,7 @@ TINY = dict(
     dropout=0.0,
     patience=None,
     dev_fraction=0.1,
+    validation_fraction=0.0,
     quiet=True,
     seed=0,
 )
@@ -102,6 +103,61 @@ def test_early_stopping_keeps_the_best_development_loss():
     loss = functools.partial(losses.cross_entropy, label_smoothing=tr.label_smoothing)
     trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loss)
     assert trainer.evaluate(data)["loss"] == pytest.approx(tr.dev_loss_, rel=1e-6)
+
+
+def test_the_validation_set_is_carved_from_what_the_development_hold_out_leaves():
+    # validation_fraction holds out another fixed choice of sources for early stopping and the
+    # schedule; the development set then chooses nothing: the same run as an explicit split
+    params = {**TINY, "epochs": 4, "patience": 2}
+    carved = Translator(**{**params, "validation_fraction": 0.2}).fit(PAIRS)
+    train, val = translate_estimator.validation_split(TRAIN, 0.2)
+    assert {s for s, _ in val}.isdisjoint(s for s, _ in train)
+    assert {s for s, _ in val}.isdisjoint(s for s, _ in DEV)
+    assert 0.1 < len(val) / len(TRAIN) < 0.3
+    explicit = Translator(**{**params, "dev_fraction": 0.0}).fit(train, dev=val)
+    a, b = carved.model_.state_dict(), explicit.model_.state_dict()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert carved.dev_loss_ == explicit.dev_loss_
+    # a given dev changes nothing either: it is not trained on, nor watched
+    with_dev = Translator(**{**params, "validation_fraction": 0.2, "dev_fraction": 0.0})
+    with_dev.fit(TRAIN, dev=[("zzz", "ZZ")])
+    assert with_dev.dev_loss_ == carved.dev_loss_
+    # without any hold-out left, the error names the setting
+    with pytest.raises(ValueError, match=r"validation_fraction=0.5: holding out 0.5 of 1 .*"):
+        Translator(**{**params, "validation_fraction": 0.5, "dev_fraction": 0.0}).fit(
+            [("ab", "AA B")]
+        )
+
+
+def test_the_learning_rate_is_cut_when_the_validation_loss_stops_improving():
+    # lr 0.3 overshoots: some epochs do not improve, and each such epoch halves the rate
+    params = {**TINY, "epochs": 8, "lr": 0.3, "patience": None, "lr_decay": 0.5}
+    assert Translator().lr_schedule == "plateau"
+    tr = Translator(**params).fit(PAIRS)
+    history = tr.history_
+    val = [(loss, lr) for kind, loss, lr in zip(history["kind"], history["loss"], history["lr"])
+           if kind == "val"]  # fmt: skip
+    best, lr, cuts = np.inf, 0.3, 0
+    for loss, logged in val:
+        assert logged == pytest.approx(lr)  # the rate of the epoch this validation ends
+        if loss < best * (1 - 1e-4):
+            best = loss
+        else:
+            lr, cuts = lr * 0.5, cuts + 1
+    assert cuts >= 1
+    constant = Translator(**{**params, "lr_schedule": None}).fit(PAIRS)
+    assert {lr for kind, lr in zip(constant.history_["kind"], constant.history_["lr"])
+            if kind == "val"} == {0.3}  # fmt: skip
+
+
+def test_the_cosine_schedule_anneals_to_zero_over_the_epochs():
+    tr = Translator(**{**TINY, "epochs": 3, "lr_schedule": "cosine"}).fit(PAIRS)
+    history = tr.history_
+    lrs = np.array([lr for kind, lr in zip(history["kind"], history["lr"]) if kind == "train"])
+    total = 3 * -(-len(TRAIN) // 8)
+    assert len(lrs) == total
+    expected = 0.01 * 0.5 * (1 + np.cos(np.pi * np.arange(total) / total))
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12)
 
 
 # -- predicting ---------------------------------------------------------------------------------
@@ -367,6 +423,12 @@ def test_not_fitted():
         ({"clip_norm": -1.0}, ValueError, "clip_norm"),
         ({"patience": 0}, ValueError, "patience must be a positive int"),
         ({"dev_fraction": 1.0}, ValueError, "dev_fraction"),
+        ({"validation_fraction": -0.1}, ValueError, "validation_fraction must lie in"),
+        ({"lr_decay": 0.0}, ValueError, "lr_decay"),
+        ({"lr_decay": 1.0}, ValueError, r"lr_decay must lie in \(0, 1\), got 1.0"),
+        ({"lr_schedule": "step"}, ValueError, "lr_schedule must be 'plateau' or 'cosine'"),
+        ({"lr_patience": -1}, ValueError, "lr_patience must be an int >= 0"),
+        ({"lr_patience": 1.0}, TypeError, "lr_patience must be an int >= 0"),
         ({"beam": 0}, ValueError, "beam must be a positive int"),
         ({"length_penalty": "wu"}, ValueError, "length_penalty must be"),
         ({"alpha": -1.0}, ValueError, "alpha"),
@@ -413,8 +475,8 @@ def test_bad_pairs(pairs, kw, error, match):
         Translator(**TINY).fit(pairs, **kw)
 
 
-def test_patience_needs_a_development_set():
-    with pytest.raises(ValueError, match="patience needs a development set"):
+def test_patience_needs_a_validation_set():
+    with pytest.raises(ValueError, match="patience needs a validation set"):
         Translator(**{**TINY, "patience": 2, "dev_fraction": 0.0}).fit(PAIRS)
     with pytest.raises(ValueError, match="resume=True needs checkpoint"):
         Translator(**TINY).fit(PAIRS, resume=True)

@@ -325,7 +325,11 @@ def held_out(source: str, fraction: float, salt: str = "rnnkit") -> bool:
 
 
 def split_by_source(
-    pairs: Sequence[tuple[str, str]], fraction: float, *, salt: str = "rnnkit"
+    pairs: Sequence[tuple[str, str]],
+    fraction: float,
+    *,
+    salt: str = "rnnkit",
+    held_out_name: str = "development",
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Hold out a fixed ``fraction`` of the distinct sources, with all their pairs, as a
     development set: ``(train_pairs, dev_pairs)``, each in the order of ``pairs``.
@@ -338,7 +342,8 @@ def split_by_source(
     the same side, so no development word is ever trained on. Each source is held out with
     probability ``fraction``, so the share of held-out sources is ``fraction`` up to sampling
     noise: of the 106,837 words of CMUdict's training file (113,438 lines),
-    ``fraction=0.05`` holds out 5,382 words (5.04 %) with their 5,718 lines.
+    ``fraction=0.05`` holds out 5,382 words (5.04 %) with their 5,718 lines. ``held_out_name``
+    names the held-out set in the error below.
 
     Raises:
         ValueError: ``fraction`` is not in (0, 1), or one side would be empty.
@@ -365,7 +370,7 @@ def split_by_source(
             out = decided[source] = held_out(source, float(fraction), salt)
         (dev if out else train).append(pair)
     if not train or not dev:
-        side = "development" if not dev else "training"
+        side = held_out_name if not dev else "training"
         raise ValueError(
             f"holding out {fraction} of {len(decided)} distinct sources leaves the {side} set "
             "empty; use more data or another fraction"

@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "train": "",
     "dev": "",
     "dev_fraction": 0.05,
+    "validation_fraction": 0.05,
     "source_tokens": "chars",
     "target_tokens": "words",
     "embedding_dim": 64,
@@ -54,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 64,
     "lr": 2e-3,
     "clip_norm": 5.0,  # 0: no clipping
+    "lr_schedule": "plateau",  # "constant": None
+    "lr_decay": 0.5,
+    "lr_patience": 0,
     "patience": 3,  # 0: no early stopping
     "beam": 5,
     "length_penalty": "average",
@@ -84,8 +88,12 @@ MODEL_KEYS = (
     "batch_size",
     "lr",
     "clip_norm",
+    "lr_schedule",
+    "lr_decay",
+    "lr_patience",
     "patience",
     "dev_fraction",
+    "validation_fraction",
     "beam",
     "length_penalty",
     "alpha",
@@ -136,13 +144,20 @@ def translate() -> None:
     "--dev",
     "dev_path",
     type=click.Path(dir_okay=False),
-    help="Development pairs, alike (early stopping and the final report).",
+    help="Development pairs, alike (scored once, at the end).",
 )
 @click.option(
     "--dev-fraction",
     type=click.FloatRange(0, 1, max_open=True),
     help="Without --dev: hold out this fraction of the training sources (whole sources, "
     "a fixed SHA-256 choice); 0: none.  [default: 0.05]",
+)
+@click.option(
+    "--validation-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Hold out this fraction of the remaining training sources (another fixed choice) "
+    "for the learning-rate schedule and early stopping; 0: the development set serves.  "
+    "[default: 0.05]",
 )
 @click.option("--source-tokens", type=click.Choice(["chars", "words"]), help="[default: chars]")
 @click.option("--target-tokens", type=click.Choice(["chars", "words"]), help="[default: words]")
@@ -201,9 +216,25 @@ def translate() -> None:
     help="Gradient-norm clipping; 0: none.  [default: 5]",
 )
 @click.option(
+    "--lr-schedule",
+    type=click.Choice(["plateau", "cosine", "constant"]),
+    help="plateau: times --lr-decay when the validation loss stops improving; cosine: "
+    "annealed to 0 over --epochs (for a fixed time budget).  [default: plateau]",
+)
+@click.option(
+    "--lr-decay",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="plateau's factor.  [default: 0.5]",
+)
+@click.option(
+    "--lr-patience",
+    type=click.IntRange(min=0),
+    help="plateau: epochs without a better validation loss before a cut.  [default: 0]",
+)
+@click.option(
     "--patience",
     type=click.IntRange(min=0),
-    help="Stop after this many epochs without a better development loss (the best "
+    help="Stop after this many epochs without a better validation loss (the best "
     "parameters are kept); 0: train all epochs.  [default: 3]",
 )
 @click.option(
@@ -231,10 +262,11 @@ def translate() -> None:
 @run_options
 @handle_errors
 def translate_train(train_path: str | None, dev_path: str | None, **kw: Any) -> None:
-    """Train on --train, evaluate the development set with beam search (token and sequence
-    error rates, and BLEU and chrF for word targets), and save the model, report.md,
-    training.png and attention.png in the run folder."""
+    """Train on --train, evaluate the validation and development sets with beam search
+    (token and sequence error rates, and BLEU and chrF for word targets), and save the model,
+    report.md, training.png and attention.png in the run folder."""
     from rnnkit.apps.translate import Translator
+    from rnnkit.apps.translate.estimator import validation_split
     from rnnkit.data.pairs import read_pairs, split_by_source
 
     if dev_path and kw["dev_fraction"] is not None:
@@ -246,6 +278,8 @@ def translate_train(train_path: str | None, dev_path: str | None, **kw: Any) -> 
     params = {k: config[k] for k in MODEL_KEYS}
     for key in ("encoder_layers", "attention_size", "clip_norm", "patience"):
         params[key] = params[key] or None
+    if params["lr_schedule"] == "constant":
+        params["lr_schedule"] = None
     model = Translator(**params, quiet=quiet)
     model.check_params()
     if not config["train"]:
@@ -260,25 +294,34 @@ def translate_train(train_path: str | None, dev_path: str | None, **kw: Any) -> 
         dev_name = f"{config['dev_fraction']:g} of the training sources"
     else:
         train, dev, dev_name = pairs, None, ""
-    if dev is None:
+    validation = None
+    if config["validation_fraction"] > 0:
+        validation = validation_split(train, config["validation_fraction"])[1]
+    if dev is None and validation is None:
         model.set_params(patience=None)  # nothing to stop on: all epochs
     with run.writing(config):
         report(f"run folder: {run.final}", quiet=quiet)
         n_dev = f"{len(dev):,} development pairs ({dev_name})" if dev else "no development set"
-        report(f"{len(train):,} training pairs, {n_dev}", quiet=quiet)
+        n_val = f"{len(validation):,} of them for validation, " if validation else ""
+        report(f"{len(train):,} training pairs ({n_val}{n_dev})", quiet=quiet)
         with training(run, "translate"):
             model.fit(train, dev=dev, log=run.file(METRICS), **fit_options(run, common))
         exit_if_interrupted(run, "translate", model.stopped_, model.n_steps_)
         model.save(run.file(MODEL))
-        examples = list(dict.fromkeys(s for s, _ in (dev or train)))[: config["plot_examples"]]
+        shown = dev or validation or train
+        kind = "development" if dev else "validation" if validation else "training"
+        examples = list(dict.fromkeys(s for s, _ in shown))[: config["plot_examples"]]
+        texts = []
+        if validation:
+            texts.append(_format_scores(model.evaluate(validation), "validation set", model.beam))
         if dev:
-            text = _format_scores(model.evaluate(dev), "development set", model.beam)
+            texts.append(_format_scores(model.evaluate(dev), "development set", model.beam))
+        if texts:
+            text = "\n\n".join(texts)
             click.echo(text)
-            run.write_text(
-                "report.md",
-                f"# Development set: {dev_name}\n\n```\n{text}\n```\n",
-                replace=True,
-            )
+            what = f"development set: {dev_name}" if dev else "validation set"
+            run.write_text("report.md", f"# Scores on the {what}\n\n```\n{text}\n```\n",
+                           replace=True)  # fmt: skip
         if not common["no_plot"]:
             draw_training_curves(run, quiet=quiet)
             if examples:
@@ -293,7 +336,7 @@ def translate_train(train_path: str | None, dev_path: str | None, **kw: Any) -> 
                     [s for _, s, _ in found],
                     [t for _, _, t in found],
                     titles=examples,
-                    title=f"Attention ({'development' if dev else 'training'} examples)",
+                    title=f"Attention ({kind} examples)",
                     quiet=quiet,
                 )
     report(f"saved {run.file(MODEL)}", quiet=quiet)

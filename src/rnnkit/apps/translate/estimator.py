@@ -11,8 +11,14 @@ The pipeline:
   no development source is ever trained on). Both vocabularies come from the training pairs
   only (tokens they lack read as UNK). Every pair is trained on, alternative references of a
   source included, by teacher forcing with the masked, label-smoothed cross-entropy
-  (:func:`rnnkit.losses.cross_entropy`), Adam, gradient clipping and early stopping on the
-  development loss (the parameters of the best development loss are kept).
+  (:func:`rnnkit.losses.cross_entropy`), Adam and gradient clipping. A further
+  ``validation_fraction`` of the training sources (another fixed choice,
+  :data:`VALIDATION_SALT`) is held out as the validation set that early stopping (the
+  parameters of the best validation loss are kept) and the "plateau" learning-rate schedule
+  (halved when the validation loss stops improving) watch, so the development set is scored
+  once, at the end, and chooses nothing. With ``validation_fraction=0`` the development set
+  plays that part. The "cosine" schedule instead anneals the rate to 0 over ``epochs``: the
+  choice for a fixed time budget.
 - ``predict``: sources are tokenised, batched by length
   (:func:`~rnnkit.data.pairs.source_batches`) and decoded by beam search
   (:func:`~rnnkit.nn.decoding.beam_search`; greedy for ``beam=1``); the results come back in
@@ -38,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit import _checks, checkpoint, losses
+from rnnkit import _checks, checkpoint, losses, optim
 from rnnkit.apps.estimator import Estimator, train_model
 from rnnkit.apps.translate import metrics
 from rnnkit.cells.base import Cell
@@ -61,8 +67,26 @@ from rnnkit.training.metric_log import decode_columns, encode_columns
 #: Sources decoded together (each with ``beam`` rows): enough to keep the matrix products
 #: busy, few enough that a batch's memory stays small.
 DECODE_BATCH = 64
+#: The learning-rate schedules (and None: constant).
+LR_SCHEDULES = ("plateau", "cosine")
 #: Pairs per batch when the development loss is computed.
 EVAL_BATCH = 256
+#: The salt of the validation hold-out (:func:`~rnnkit.data.pairs.split_by_source`): another
+#: fixed choice of sources than the development set's (salt "rnnkit"), so that it can be
+#: carved out of what remains after the development hold-out.
+VALIDATION_SALT = "rnnkit-validation"
+
+
+def validation_split(
+    pairs: list[tuple[str, str]], fraction: float
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """``(train, validation)``: ``fraction`` of the distinct sources of ``pairs``, with all
+    their pairs, held out as :class:`Translator` holds out its validation set (whole sources,
+    the fixed SHA-256 choice of :data:`VALIDATION_SALT`)."""
+    try:
+        return split_by_source(pairs, fraction, salt=VALIDATION_SALT, held_out_name="validation")
+    except ValueError as err:
+        raise ValueError(f"validation_fraction={fraction}: {err}") from None
 
 
 class Translator(Estimator):
@@ -95,12 +119,23 @@ class Translator(Estimator):
         batch_size: pairs per optimiser step (batches hold pairs of similar lengths).
         lr: Adam's learning rate.
         clip_norm: clip the global gradient norm to this value (None: no clipping).
-        patience: stop after this many epochs without a better development loss; training
-            then ends with the parameters of the best development loss, also when ``epochs``
+        lr_schedule: "plateau": the learning rate is multiplied by ``lr_decay`` when the
+            validation loss has not improved for more than ``lr_patience`` epochs (PyTorch's
+            ``ReduceLROnPlateau``; constant without a validation set); "cosine": half a cosine
+            from ``lr`` at the first step to 0 after ``epochs`` epochs
+            (:class:`~rnnkit.optim.WarmupCosine`); None: constant.
+        lr_decay: "plateau"'s factor, in (0, 1).
+        lr_patience: "plateau"'s epochs without a better validation loss before a cut.
+        patience: stop after this many epochs without a better validation loss; training
+            then ends with the parameters of the best validation loss, also when ``epochs``
             run out first (None: train all ``epochs`` and keep the last parameters). Needs a
-            development set.
+            validation or development set.
         dev_fraction: without ``dev`` given to :meth:`fit`, the fraction of the distinct
             training sources held out as the development set, in [0, 1) (0: none).
+        validation_fraction: the fraction of the distinct training sources (those left after
+            the development hold-out) held out as the validation set, in [0, 1), with
+            another fixed choice than the development set's (:func:`validation_split`); 0:
+            none, the development set serves instead.
         beam: the beam width of :meth:`predict` and :meth:`evaluate` (1: greedy).
         length_penalty: how hypotheses of different lengths compare, "average" (log-probability
             per token, the EOS counted), "gnmt" (Wu et al. 2016, with ``alpha``) or "none".
@@ -116,7 +151,8 @@ class Translator(Estimator):
             each side of the training pairs.
         model_: the trained :class:`~rnnkit.nn.Seq2Seq`, in evaluation mode.
         history_: the trainer's metrics, column by column (``step``, ``kind``, ``loss`` ...).
-        dev_loss_: the best development loss (None without a development set).
+        dev_loss_: the best validation loss (the development set's with
+            ``validation_fraction=0``; None without either set).
         n_steps_: optimiser steps taken (including those before a resume).
         stopped_: why training ended: "epochs", "early_stopping" or "interrupted" (Ctrl-C;
             fit again with ``resume=True`` to go on).
@@ -127,7 +163,7 @@ class Translator(Estimator):
         >>> pairs = [(w, " ".join(w[::-1].upper())) for w in words]  # "abc" -> "C B A"
         >>> tr = Translator(embedding_dim=16, hidden_size=32, epochs=60, batch_size=4,
         ...                 lr=0.01, dropout=0.0, label_smoothing=0.0, patience=None,
-        ...                 dev_fraction=0.0, quiet=True).fit(pairs)
+        ...                 dev_fraction=0.0, validation_fraction=0.0, quiet=True).fit(pairs)
         >>> tr.predict(["abc", "cb"])
         ['C B A', 'B C']
         >>> tr.evaluate(pairs)["sequence_error_rate"]
@@ -157,8 +193,12 @@ class Translator(Estimator):
         batch_size: int = 64,
         lr: float = 2e-3,
         clip_norm: float | None = 5.0,
+        lr_schedule: str | None = "plateau",
+        lr_decay: float = 0.5,
+        lr_patience: int = 0,
         patience: int | None = 3,
         dev_fraction: float = 0.05,
+        validation_fraction: float = 0.05,
         beam: int = 5,
         length_penalty: str = "average",
         alpha: float = 0.6,
@@ -188,8 +228,12 @@ class Translator(Estimator):
         self.batch_size = batch_size
         self.lr = lr
         self.clip_norm = clip_norm
+        self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
+        self.lr_patience = lr_patience
         self.patience = patience
         self.dev_fraction = dev_fraction
+        self.validation_fraction = validation_fraction
         self.beam = beam
         self.length_penalty = length_penalty
         self.alpha = alpha
@@ -237,9 +281,15 @@ class Translator(Estimator):
         _checks.positive("lr", self.lr)
         if self.clip_norm is not None:
             _checks.positive("clip_norm", self.clip_norm)
+        if self.lr_schedule is not None:
+            _checks.choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if not 0 < _checks.positive("lr_decay", self.lr_decay) < 1:
+            raise ValueError(f"lr_decay must lie in (0, 1), got {self.lr_decay}")
+        _checks.integer("lr_patience", self.lr_patience, low=0)
         if self.patience is not None:
             _checks.positive_int("patience", self.patience)
         _checks.probability("dev_fraction", self.dev_fraction)
+        _checks.probability("validation_fraction", self.validation_fraction)
         _checks.positive_int("beam", self.beam)
         _checks.choice("length_penalty", self.length_penalty, LENGTH_PENALTIES)
         _checks.nonnegative("alpha", self.alpha)
@@ -276,9 +326,10 @@ class Translator(Estimator):
             pairs: the training pairs, ``(source, target)`` strings (a list, as
                 :func:`~rnnkit.data.pairs.read_pairs` gives); several pairs with the same
                 source are alternative references, all trained on.
-            dev: development pairs, for the development loss after every epoch and early
-                stopping; None: ``dev_fraction`` of the sources of ``pairs`` (whole sources,
-                :func:`~rnnkit.data.pairs.split_by_source`), or none if it is 0.
+            dev: development pairs; None: ``dev_fraction`` of the sources of ``pairs`` (whole
+                sources, :func:`~rnnkit.data.pairs.split_by_source`), or none if it is 0.
+                ``fit`` uses them only when ``validation_fraction`` is 0: then the learning
+                rate schedule and early stopping watch their loss.
             checkpoint: a path to checkpoint the run to (after every epoch, every
                 ``checkpoint_seconds``, at the end and on Ctrl-C: see :class:`~rnnkit.Trainer`).
             resume: continue from ``checkpoint`` if that file exists (the same pairs and
@@ -299,10 +350,12 @@ class Translator(Estimator):
             dev = self._check_pairs("dev", dev)
         elif self.dev_fraction > 0:
             pairs, dev = split_by_source(pairs, self.dev_fraction)
+        if self.validation_fraction > 0:
+            pairs, dev = validation_split(pairs, self.validation_fraction)
         if self.patience is not None and dev is None:
             raise ValueError(
-                "patience needs a development set: give dev=... or dev_fraction > 0, or set "
-                "patience=None"
+                "patience needs a validation set: set validation_fraction > 0, give dev=... or "
+                "dev_fraction > 0, or set patience=None"
             )
         src_vocab = TokenVocabulary.from_sequences(
             tokenize(s, self.source_tokens) for s in dict.fromkeys(s for s, _ in pairs)
@@ -331,6 +384,7 @@ class Translator(Estimator):
             lr=self.lr,
             clip_norm=self.clip_norm,
             patience=self.patience,
+            schedule=self._schedule(len(train), val is not None),
             seed=self.seed,
             checkpoint_path=checkpoint,
             checkpoint_seconds=checkpoint_seconds,
@@ -338,7 +392,7 @@ class Translator(Estimator):
             log=log,
             quiet=self.quiet,
             desc=type(self).__name__,
-            unit="pair",
+            unit="target token",
             config=config,
             callbacks=tuple(callbacks),
         )
@@ -355,6 +409,19 @@ class Translator(Estimator):
         self.n_steps_ = int(result.step)
         self.stopped_ = result.stopped
         return self
+
+    def _schedule(self, steps_per_epoch: int, validated: bool) -> Any:
+        """The schedule's factory for :func:`~rnnkit.apps.estimator.train_model` (None:
+        constant): "plateau" is stepped by the trainer after every validation, "cosine" after
+        every step."""
+        if self.lr_schedule == "cosine":
+            total = max(self.epochs * steps_per_epoch, 1)
+            return lambda opt: optim.WarmupCosine(opt, 0, total)
+        if self.lr_schedule == "plateau" and validated:
+            return lambda opt: optim.ReduceLROnPlateau(
+                opt, factor=self.lr_decay, patience=self.lr_patience
+            )
+        return None
 
     def _check_pairs(self, name: str, pairs: Any) -> list[tuple[str, str]]:
         """``pairs`` as a non-empty list of (source, target) strings, each side with a token."""
