@@ -76,6 +76,10 @@ class CellParams(NamedTuple):
     W_hh: np.ndarray  # (G*H, H)
     b_ih: np.ndarray | None  # (G*H,), None when the layer has no bias
     b_hh: np.ndarray | None  # (G*H,), None when the layer has no bias
+    #: W_ih^T as a C-contiguous (D, G*H) copy, or None: kept by a caller that runs the cell
+    #: over many short calls with unchanged weights (a decoder run step by step), so that the
+    #: input projection of each call reads it as it is instead of transposing W_ih again.
+    W_ih_t: np.ndarray | None = None
 
 
 class CellGrads(NamedTuple):
@@ -85,6 +89,22 @@ class CellGrads(NamedTuple):
     dW_hh: np.ndarray  # (G*H, H)
     db_ih: np.ndarray | None  # (G*H,)
     db_hh: np.ndarray | None  # (G*H,)
+
+
+class WeightWork(NamedTuple):
+    """What a :class:`StepCell`'s parameter gradients are made from, kept by a backward pass
+    that defers them (``StepCell.backward(..., defer=True)``): :meth:`StepCell.weight_grads`
+    turns any number of them (the calls of a decoder run one step at a time) into one
+    :class:`CellGrads` with one matrix product per weight over all their steps, instead of
+    one small product per call and a sum."""
+
+    da: np.ndarray  # (T, B, G) dL/d(gate pre-activations)
+    dgh: np.ndarray | None  # (T, B, G) dL/d(recurrent products), None: equal to da
+    x: np.ndarray  # (T, B, D) the inputs
+    h_in: np.ndarray  # (T, B, H) the hidden states entering the recurrent products
+    saved: tuple[np.ndarray, ...]  # each (T, B, n): what the forward steps saved
+    has_bias: bool
+    matmul: MatMul
 
 
 class Regularisation(NamedTuple):
@@ -319,13 +339,16 @@ class StepCell(Cell):
             math.prod(x.shape[:-1]) * per_step * x.dtype.itemsize,
         )
         loop = self.reference_loop() if loop is None else loop
-        xg = project(x, params.W_ih, self.projection_bias(params), loop.matmul)  # (T, B, G)
+        bias = self.projection_bias(params)
+        xg = project(x, params.W_ih, bias, loop.matmul, W_t=params.W_ih_t)  # (T, B, G)
         prepared = (self.prepare if loop.prepare is None else loop.prepare)(params)
         states, saved = loop.forward(xg, tuple(state0), prepared, mask, reg)
         cache = StepCache(x, tuple(state0), states, saved, params, prepared, mask, reg, loop)
         return states[0], tuple(s[-1] for s in states), cache
 
-    def backward(self, dhs, dstate_T, cache):
+    def backward(self, dhs, dstate_T, cache, defer=False):
+        """As :meth:`Cell.backward`; with ``defer=True`` the third result is a
+        :class:`WeightWork` instead of the gradients (see :meth:`weight_grads`)."""
         p, loop = cache.params, cache.loop
         da, dgh, dstate0 = loop.backward(
             dhs,
@@ -338,16 +361,58 @@ class StepCell(Cell):
             cache.reg,
         )
         has_bias = p.b_ih is not None
-        dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, has_bias, loop.matmul)
         h_in = previous_states(cache.state0[0], cache.states[0])  # (T, B, H)
         if cache.reg is not None and cache.reg.h_drop is not None:
             h_in = h_in * cache.reg.h_drop
-        if dgh is None:  # the recurrent products' gradient is da itself: db_hh = db_ih
-            dW_hh, _ = self.recurrent_grads(da, h_in, cache.saved, False, loop.matmul)
+        work = WeightWork(da, dgh, cache.x, h_in, cache.saved, has_bias, loop.matmul)
+        if defer:
+            T, B, G = da.shape
+            da2 = da.reshape(T * B, G)
+            dx = da2 @ p.W_ih if loop.matmul is None else loop.matmul(da2, p.W_ih)
+            return dx.reshape(T, B, p.W_ih.shape[1]), dstate0, work
+        dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, has_bias, loop.matmul)
+        return dx, dstate0, self._weight_grads(work, dW_ih, db_ih)
+
+    def weight_grads(self, works: list[WeightWork]) -> CellGrads:
+        r"""The parameter gradients of deferred backward passes (``backward(defer=True)``), summed:
+        their steps joined along time, then one matrix product per weight,
+        :math:`\delta W_{ih} = \sum_t \delta a_t^\top x_t` and
+        :math:`\delta W_{hh} = \sum_t \delta g^h_t{}^\top \bar h_{t-1}` over every step of
+        every pass (the sums of :meth:`backward`'s, in another order)."""
+        if not works:
+            raise ValueError("weight_grads needs at least one WeightWork")
+        first = works[0]
+
+        def joined(get: Callable[[WeightWork], np.ndarray]) -> np.ndarray:
+            parts = [get(w).reshape(-1, get(w).shape[-1]) for w in works]
+            return (parts[0] if len(parts) == 1 else np.concatenate(parts))[None]  # (1, N, n)
+
+        has_dgh = first.dgh is not None
+        work = WeightWork(
+            joined(lambda w: w.da),
+            joined(lambda w: w.dgh) if has_dgh else None,
+            joined(lambda w: w.x),
+            joined(lambda w: w.h_in),
+            tuple(joined(lambda w, i=i: w.saved[i]) for i in range(len(first.saved))),
+            first.has_bias,
+            first.matmul,
+        )
+        db_ih = np.empty(work.da.shape[-1], dtype=work.da.dtype) if work.has_bias else None
+        dW_ih = outer_sum(work.da, work.x, work.matmul, db_ih)  # (G, D)
+        return self._weight_grads(work, dW_ih, db_ih)
+
+    def _weight_grads(
+        self, work: WeightWork, dW_ih: np.ndarray, db_ih: np.ndarray | None
+    ) -> CellGrads:
+        """The recurrent gradients of ``work`` joined to the input ones."""
+        if work.dgh is None:  # the recurrent products' gradient is da itself: db_hh = db_ih
+            dW_hh, _ = self.recurrent_grads(work.da, work.h_in, work.saved, False, work.matmul)
             db_hh = None if db_ih is None else db_ih.copy()
         else:
-            dW_hh, db_hh = self.recurrent_grads(dgh, h_in, cache.saved, has_bias, loop.matmul)
-        return dx, dstate0, CellGrads(dW_ih, dW_hh, db_ih, db_hh)
+            dW_hh, db_hh = self.recurrent_grads(
+                work.dgh, work.h_in, work.saved, work.has_bias, work.matmul
+            )
+        return CellGrads(dW_ih, dW_hh, db_ih, db_hh)
 
 
 def sigmoid(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -366,18 +431,28 @@ def sigmoid(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def project(
-    x: np.ndarray, W: np.ndarray, b: np.ndarray | None, matmul: MatMul = None
+    x: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray | None,
+    matmul: MatMul = None,
+    W_t: np.ndarray | None = None,
 ) -> np.ndarray:
     """The input projection of every time step in one matrix product: x W^T + b.
 
-    Args: x (T, B, D), W (N, D), b (N,) or None; ``matmul`` the product to use (None: NumPy).
+    Args: x (T, B, D), W (N, D), b (N,) or None; ``matmul`` the product to use (None: NumPy);
+    ``W_t`` W^T as a contiguous (D, N) array, read instead of W when given (a product with a
+    transposed operand rearranges it first, which costs as much as the product itself when
+    x has few rows, as in a decoder run one step at a time).
     Returns (T, B, N).
     """
     T, B, D = x.shape
+    x2 = x.reshape(T * B, D)
+    N = W.shape[0]
     if matmul is not None:
-        out = matmul(x.reshape(T * B, D), W, trans_b=True, bias=b)  # (T B, N)
-        return out.reshape(T, B, W.shape[0])
-    out = (x.reshape(T * B, D) @ W.T).reshape(T, B, W.shape[0])  # (T, B, N)
+        if W_t is not None:
+            return matmul(x2, W_t, bias=b).reshape(T, B, N)
+        return matmul(x2, W, trans_b=True, bias=b).reshape(T, B, N)  # (T, B, N)
+    out = (x2 @ (W.T if W_t is None else W_t)).reshape(T, B, N)  # (T, B, N)
     if b is not None:
         out += b
     return out

@@ -9,7 +9,10 @@ Forward and backward, for x of shape (..., I) and dL/dy of shape (..., O):
     \frac{\partial L}{\partial W} = \sum \left(\frac{\partial L}{\partial y}\right)^\top x, \qquad
     \frac{\partial L}{\partial b} = \sum \frac{\partial L}{\partial y}
 
-with the sums over every leading position (time steps and batch rows).
+with the sums over every leading position (time steps and batch rows). A layer applied one
+step at a time (a decoder's combination of its state and context) can defer the parameter
+gradients: ``backward(dy, cache, defer=True)`` returns the pair it would make them from, and
+:meth:`Linear.weight_grads` makes them for any number of calls in one matrix product.
 """
 
 from __future__ import annotations
@@ -24,6 +27,13 @@ from rnnkit.nn.module import Module
 
 class LinearCache(NamedTuple):
     x: np.ndarray  # (..., I) the input, kept for dL/dW
+
+
+class LinearWork(NamedTuple):
+    """What a deferred :meth:`Linear.backward` leaves for :meth:`Linear.weight_grads`."""
+
+    dy: np.ndarray  # (..., O)
+    x: np.ndarray  # (..., I)
 
 
 class Linear(Module):
@@ -97,16 +107,33 @@ class Linear(Module):
             y += self._params["bias"]
         return y, LinearCache(x)
 
-    def backward(self, dy: np.ndarray, cache: LinearCache) -> tuple[np.ndarray, dict]:
-        """dL/dy (..., O) -> (dL/dx (..., I), {"weight": dL/dW, "bias": dL/db})."""
+    def backward(
+        self, dy: np.ndarray, cache: LinearCache, *, defer: bool = False
+    ) -> tuple[np.ndarray, Any]:
+        """dL/dy (..., O) -> (dL/dx (..., I), {"weight": dL/dW, "bias": dL/db}); with
+        ``defer=True`` a :class:`LinearWork` in place of the gradients (see
+        :meth:`weight_grads`)."""
         shape = (*cache.x.shape[:-1], self.out_features)
         dy = _checks.array("dy", dy, shape, self.dtype)
         W = self._params["weight"]
-        dy2 = dy.reshape(-1, self.out_features)  # (N, O)
-        grads = {"weight": dy2.T @ cache.x.reshape(-1, self.in_features)}  # (O, I)
+        if _checks.boolean("defer", defer):
+            return dy @ W, LinearWork(dy, cache.x)
+        return dy @ W, self.weight_grads([LinearWork(dy, cache.x)])
+
+    def weight_grads(self, works: list[LinearWork]) -> dict[str, np.ndarray]:
+        """The parameter gradients of deferred :meth:`backward` calls, summed: one matrix
+        product over the positions of all of them."""
+        if not works:
+            raise ValueError("weight_grads needs at least one LinearWork")
+        O, I = self.out_features, self.in_features
+        dy2 = np.concatenate([w.dy.reshape(-1, O) for w in works]) if len(works) > 1 else (
+            works[0].dy.reshape(-1, O))  # (N, O)  # fmt: skip
+        x2 = np.concatenate([w.x.reshape(-1, I) for w in works]) if len(works) > 1 else (
+            works[0].x.reshape(-1, I))  # (N, I)  # fmt: skip
+        grads = {"weight": dy2.T @ x2}  # (O, I)
         if self.bias:
             grads["bias"] = dy2.sum(axis=0)  # (O,)
-        return dy @ W, grads
+        return grads
 
     def __repr__(self) -> str:
         return (

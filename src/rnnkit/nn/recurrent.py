@@ -26,7 +26,14 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from rnnkit import _checks, limits
-from rnnkit.cells.base import Cell, CellParams, Regularisation, StepEquations
+from rnnkit.cells.base import (
+    Cell,
+    CellGrads,
+    CellParams,
+    Regularisation,
+    StepCell,
+    StepEquations,
+)
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.rnn import RNNCell
@@ -276,7 +283,39 @@ class Recurrent(Module):
         p = [self._params.get(self._name(k, layer, direction)) for k in PARAM_KINDS]
         return CellParams(*p)
 
+    def input_weights_t(self) -> tuple[np.ndarray, ...]:
+        """Every layer's and direction's input weight transposed, as C-contiguous (D, G*H)
+        copies, in the order ``layer * K + direction``: for :meth:`forward`'s ``weights_t``.
+
+        A caller that runs the layer over many short calls (a decoder run one step at a time)
+        makes them once and passes them to each call, so that no call transposes the input
+        weights again. They are copies: they hold as long as the parameters do not change
+        (make them again after an optimiser step or ``load_state_dict``)."""
+        return tuple(
+            np.ascontiguousarray(self.cell_params(layer, direction).W_ih.T)
+            for layer in range(self.num_layers)
+            for direction in range(self.num_directions)
+        )
+
     # -- checks ---------------------------------------------------------------------------------
+
+    def _check_weights_t(self, weights_t: Any) -> None:
+        """``weights_t`` must be shaped like :meth:`input_weights_t`."""
+        n = self.num_layers * self.num_directions
+        if not isinstance(weights_t, tuple) or len(weights_t) != n:
+            raise TypeError(
+                f"weights_t must be a tuple of {n} arrays (input_weights_t()), got "
+                f"{type(weights_t).__name__}"
+            )
+        for k, w in enumerate(weights_t):
+            W = self.cell_params(k // self.num_directions, k % self.num_directions).W_ih
+            ok = isinstance(w, np.ndarray) and w.shape == W.shape[::-1] and w.dtype == W.dtype
+            if not ok or not w.flags.c_contiguous:
+                raise ValueError(
+                    f"weights_t[{k}] must be a C-contiguous {W.dtype} array of shape "
+                    f"{W.shape[::-1]} (input_weights_t()), got "
+                    f"{getattr(w, 'shape', type(w).__name__)}"
+                )
 
     def _state_shape(self, B: int) -> tuple[int, int, int]:
         return (self.num_layers * self.num_directions, B, self.hidden_size)
@@ -347,7 +386,12 @@ class Recurrent(Module):
     # -- forward and backward -------------------------------------------------------------------
 
     def forward(
-        self, x: np.ndarray, state: Any = None, lengths: Any = None
+        self,
+        x: np.ndarray,
+        state: Any = None,
+        lengths: Any = None,
+        *,
+        weights_t: tuple[np.ndarray, ...] | None = None,
     ) -> tuple[np.ndarray, Any, RecurrentCache]:
         """Run the layers over a batch of sequences.
 
@@ -360,6 +404,9 @@ class Recurrent(Module):
                 state is the one after its last valid step, and the reverse direction runs over
                 its valid part only (PyTorch's packed sequences). A zero length gives zero
                 outputs and the initial state as final state.
+            weights_t: optional, :meth:`input_weights_t` of the current parameters: the input
+                projections read them instead of transposing the input weights (the same
+                result up to rounding; worth it for many calls of a few steps each).
 
         Returns:
             ``(y, state_T, cache)``: outputs (T, B, K*H) or (B, T, K*H) with ``batch_first``
@@ -384,6 +431,8 @@ class Recurrent(Module):
         state0 = self._check_state("state", state, B)
         K = self.num_directions
         finals = tuple(np.empty(self._state_shape(B), dtype=self.dtype) for _ in state0)
+        if weights_t is not None:
+            self._check_weights_t(weights_t)
         layer_in, caches, drop = xt, [], []
         for layer in range(self.num_layers):
             scale = None
@@ -397,6 +446,8 @@ class Recurrent(Module):
                 k = layer * K + direction
                 s0 = tuple(s[k] for s in state0)
                 p = self.cell_params(layer, direction)
+                if weights_t is not None:
+                    p = p._replace(W_ih_t=weights_t[k])
                 extra = {} if (reg := self._regularisation(T, B)) is None else {"reg": reg}
                 if self.time_loop is not None:
                     extra["loop"] = self.time_loop
@@ -423,19 +474,23 @@ class Recurrent(Module):
         return y, state_T, RecurrentCache(tuple(caches), mask, tuple(drop), T, B, self)
 
     def backward(
-        self, dy: np.ndarray, cache: RecurrentCache, dstate: Any = None
-    ) -> tuple[np.ndarray, Any, dict[str, np.ndarray]]:
+        self, dy: np.ndarray, cache: RecurrentCache, dstate: Any = None, *, defer: bool = False
+    ) -> tuple[np.ndarray, Any, Any]:
         """Backpropagate through time through every layer and direction.
 
         Args:
             dy: dL/dy, shaped like ``y``. Entries at padded steps are ignored (``y`` is 0 there).
             cache: from :meth:`forward`; it is not modified, so it can be used again.
             dstate: optional dL/d(final state), structured like the state; None means zeros.
+            defer: return, instead of the gradients, what they are made from: pass the third
+                results of any number of calls to :meth:`weight_grads` for their sum, made
+                with one matrix product per weight (for a layer run one step at a time).
 
         Returns:
             ``(dx, dstate0, grads)``: dL/dx shaped like ``x``; dL/d(initial state), always
             structured like the state (an array, or the pair (dh0, dc0) for LSTM), zeros
-            included; and dL/d(parameter) for every parameter, keyed like :meth:`state_dict`.
+            included; and dL/d(parameter) for every parameter, keyed like :meth:`state_dict`
+            (with ``defer``: a tuple for :meth:`weight_grads`).
         """
         if not isinstance(cache, RecurrentCache) or cache.layer is not self:
             got = type(cache).__name__
@@ -453,6 +508,9 @@ class Recurrent(Module):
         dstate_T = self._check_state("dstate", dstate, B)
         dstate0 = tuple(np.empty_like(s) for s in dstate_T)
         grads: dict[str, np.ndarray] = {}
+        works: list[Any] = [None] * (self.num_layers * K)
+        defer = _checks.boolean("defer", defer)
+        cell_defers = defer and isinstance(self.cell, StepCell)  # others compute theirs
         d_above = dyt
         for layer in range(self.num_layers - 1, -1, -1):
             d_below = None
@@ -461,24 +519,51 @@ class Recurrent(Module):
                 dhs = d_above[..., direction * H : (direction + 1) * H]  # (T, B, H)
                 ds_T = tuple(s[k] for s in dstate_T)
                 cell_cache = cache.cells[layer][direction]
+                extra = {"defer": True} if cell_defers else {}
                 if direction == 0:
-                    dx, ds0, g = self.cell.backward(dhs, ds_T, cell_cache)
+                    dx, ds0, g = self.cell.backward(dhs, ds_T, cell_cache, **extra)
                 else:
-                    dx, ds0, g = self.cell.backward(dhs[::-1], ds_T, cell_cache)
+                    dx, ds0, g = self.cell.backward(dhs[::-1], ds_T, cell_cache, **extra)
                     dx = dx[::-1]
                 for out, value in zip(dstate0, ds0):
                     out[k] = value
-                for kind, value in zip(PARAM_KINDS, g):
-                    if value is not None:
-                        grads[self._name(kind, layer, direction)] = value
+                works[k] = g
+                if isinstance(g, CellGrads):
+                    for kind, value in zip(PARAM_KINDS, g):
+                        if value is not None:
+                            grads[self._name(kind, layer, direction)] = value
                 d_below = dx if d_below is None else d_below + dx
             if cache.dropout[layer] is not None:
                 d_below = d_below * cache.dropout[layer]
             d_above = d_below  # (T, B, D or K*H)
         dx = d_above
         dx = np.ascontiguousarray(dx.swapaxes(0, 1) if self.batch_first else dx)
+        ds0 = dstate0[0] if len(dstate0) == 1 else dstate0
+        if defer:
+            return dx, ds0, tuple(works)
         grads = {name: grads[name] for name in self._params}  # state_dict order
-        return dx, (dstate0[0] if len(dstate0) == 1 else dstate0), grads
+        return dx, ds0, grads
+
+    def weight_grads(self, deferred: list[tuple]) -> dict[str, np.ndarray]:
+        """The parameter gradients of any number of :meth:`backward` calls made with
+        ``defer=True`` (their third results), summed, keyed like :meth:`state_dict`: each
+        cell's weight gradients over the steps of every call in one matrix product
+        (:meth:`~rnnkit.cells.StepCell.weight_grads`)."""
+        if not deferred:
+            raise ValueError("weight_grads needs the results of at least one backward call")
+        grads: dict[str, np.ndarray] = {}
+        K = self.num_directions
+        for k in range(self.num_layers * K):
+            parts = [works[k] for works in deferred]
+            if isinstance(parts[0], CellGrads):  # a cell that computes its gradients itself
+                g = CellGrads(*(None if v is None else sum(p[i] for p in parts)
+                                for i, v in enumerate(parts[0])))  # fmt: skip
+            else:
+                g = self.cell.weight_grads(parts)
+            for kind, value in zip(PARAM_KINDS, g):
+                if value is not None:
+                    grads[self._name(kind, k // K, k % K)] = value
+        return {name: grads[name] for name in self._params}  # state_dict order
 
     # -- streaming ------------------------------------------------------------------------------
 

@@ -47,5 +47,7 @@ def plan_for(layer: Any) -> Any:
         or any(layer.zoneout)
     ):
         return None
-    weights = tuple(w for n in range(layer.num_layers) for w in layer.cell_params(n, 0))
+    weights = tuple(  # W_ih, W_hh, b_ih, b_hh of each layer
+        w for n in range(layer.num_layers) for w in layer.cell_params(n, 0)[:4]
+    )
     return extension.native().StepPlan(code, weights)
