@@ -328,6 +328,103 @@ def test_mask_none_means_every_position_is_valid():
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
+# -- decoding: rows over a memory kept once per input (apply_grouped) ----------------------------
+
+# row patterns over a memory of 5 columns: grouped (beams side by side: contiguous, with gaps,
+# from an offset, w = 1) and any other (repeats apart, unordered, runs of unequal lengths)
+GROUPED = {
+    "w=3": np.repeat(np.arange(5), 3),
+    "gaps": np.repeat([0, 2, 3], 2),
+    "offset": np.repeat([3, 4], 4),
+    "w=1": np.arange(5),
+    "w=1 gaps": np.array([1, 4]),
+    "one": np.array([2]),
+}
+OTHER = {
+    "unordered": np.array([2, 0, 2, 1]),
+    "runs": np.array([0, 0, 1]),
+    "descending": np.repeat([3, 1], 2),
+}
+
+
+@pytest.mark.parametrize("score", SCORES)
+@pytest.mark.parametrize("pattern", [*GROUPED, *OTHER])
+def test_apply_grouped_equals_apply_on_the_gathered_memory(score, pattern):
+    """float64: row r against memory column source[r] is Attention.apply over a memory whose
+    columns are gathered per row (the computation decoding did before)."""
+    attn = make(score, Q=5, K=4, A=3, seed=1)
+    _, keys, mask = problem(attn, T=1, B=5, S=6, seed=2)
+    memory, _ = attn.prepare(keys, mask)
+    source = {**GROUPED, **OTHER}[pattern]
+    query = np.random.default_rng(3).standard_normal((source.size, 5))
+    groups = attention_module.row_groups(source)
+    assert (groups is not None) == (pattern in GROUPED)
+    context, weights = attn.apply_grouped(query, memory, source)
+    expected = attn.apply(query, memory.columns(source))
+    assert_close(context, expected[0], 1e-12, "context")
+    assert_close(weights, expected[1], 1e-12, "weights")
+    assert (weights[~mask[:, source].T] == 0.0).all()  # padding: exactly 0
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_apply_grouped_rows_do_not_depend_on_the_other_groups_bit_for_bit(score):
+    """float32, the memory laid out column by column (AttentionMemory.columns): a group's
+    results are the same bits alone, among other groups, with gaps, and after the memory's
+    columns are gathered (compacted, down to one column); a group of w = 1 the same as a row
+    of the fallback."""
+    attn = make(score, Q=8, K=6, A=5, dtype=np.float32, seed=4)
+    _, keys, mask = problem(attn, T=1, B=7, S=9, seed=5)
+    memory = attn.prepare(keys, mask)[0].columns(np.arange(7))  # laid out as decoding does
+    w = 3
+    query = np.random.default_rng(6).standard_normal((7 * w, 8)).astype(np.float32)
+    every = attn.apply_grouped(query, memory, np.repeat(np.arange(7), w))
+    for cols in ([4], [0, 6], [1, 2, 5], [2, 3, 4], list(range(7))):
+        rows = (np.asarray(cols)[:, None] * w + np.arange(w)).ravel()  # their beams
+        part = attn.apply_grouped(query[rows], memory, np.repeat(cols, w))
+        assert np.array_equal(part[0], every[0][rows]) and np.array_equal(part[1], every[1][rows])
+        compact = attn.apply_grouped(
+            query[rows], memory.columns(cols), np.repeat(np.arange(len(cols)), w)
+        )
+        assert np.array_equal(compact[0], part[0]) and np.array_equal(compact[1], part[1])
+    one = attn.apply_grouped(query[:7], memory, np.arange(7))  # w = 1
+    for source in ([6, 2, 2], [3], [0, 5]):  # the fallback, and groups of one
+        rows = np.asarray(source)
+        got = attn.apply_grouped(query[rows], memory, rows)
+        assert np.array_equal(got[0], one[0][rows]) and np.array_equal(got[1], one[1][rows])
+
+
+def test_memory_columns_copies_and_keeps_dot_projection_the_keys():
+    attn = make("dot", Q=3, seed=0)
+    _, keys, mask = problem(attn, T=1, B=4, S=5, seed=1)
+    memory, _ = attn.prepare(keys, mask)
+    part = memory.columns(np.array([3, 1, 1]))
+    assert part.projected is part.keys and part.keys.shape == (5, 3, 3)
+    assert part.keys.transpose(1, 0, 2).flags.c_contiguous  # column by column
+    assert np.array_equal(part.keys, keys[:, [3, 1, 1]])
+    assert np.array_equal(part.mask, mask[:, [3, 1, 1]])
+
+
+def test_apply_grouped_errors_and_empty():
+    attn = make("general", Q=4, K=3)
+    _, keys, mask = problem(attn, T=1, B=3, S=5, seed=0)
+    memory, _ = attn.prepare(keys, mask)
+    query = np.zeros((2, 4))
+    with pytest.raises(ValueError, match=r"source must be a 1-D integer numpy.ndarray \(R,\)"):
+        attn.apply_grouped(query, memory, np.zeros((2, 1), dtype=int))
+    with pytest.raises(ValueError, match="source must be a 1-D"):
+        attn.apply_grouped(query, memory, [0, 1])
+    with pytest.raises(TypeError, match="source must be an integer array"):
+        attn.apply_grouped(query, memory, np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"source must lie in \[0, 3\)"):
+        attn.apply_grouped(query, memory, np.array([0, 3]))
+    with pytest.raises(ValueError, match=r"query must have shape \(3, 4\), got \(2, 4\)"):
+        attn.apply_grouped(query, memory, np.array([0, 1, 2]))
+    with pytest.raises(TypeError, match="memory must be the AttentionMemory"):
+        attn.apply_grouped(query, tuple(memory), np.array([0, 1]))
+    context, weights = attn.apply_grouped(np.zeros((0, 4)), memory, np.zeros(0, dtype=int))
+    assert context.shape == (0, 3) and weights.shape == (0, 5)
+
+
 # -- parameters ----------------------------------------------------------------------------------
 
 

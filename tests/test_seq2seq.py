@@ -12,6 +12,8 @@ import pytest
 import rnnkit
 from rnnkit.data.pairs import Seq2SeqInput
 from rnnkit.gradcheck import relative_error
+from rnnkit.nn import attention as attention_module
+from rnnkit.nn.decoding import beam_search, greedy_decode
 from rnnkit.nn.seq2seq import Seq2Seq
 
 F64 = np.float64
@@ -246,3 +248,93 @@ def test_decode_step_of_a_row_is_the_same_in_any_batch_bit_for_bit():
             log_probs, part, weights = m.decode_step(tokens[t, rows], part)
             assert np.array_equal(log_probs, outs[t][0][rows]), (rows, t)
             assert np.array_equal(weights, outs[t][1][rows]), (rows, t)
+
+
+@pytest.mark.parametrize("score", ["dot", "general", "additive"])
+def test_rows_sharing_an_input_decode_as_the_teacher_forced_forward(score):
+    """Rows made by select point at their input's memory column: beams side by side (grouped,
+    with gaps, compacted) and any other order (the per-row fallback) give the forward's
+    log-probabilities, and select copies the memory only to compact it."""
+    m = model(attention=score, num_layers=2).eval()
+    x = batch(np.random.default_rng(8))
+    logits, _, _ = m.forward(x)
+    expected = logits - logits.max(-1, keepdims=True)
+    expected -= np.log(np.exp(expected).sum(-1, keepdims=True))
+    encoded = m.encode(x.source, x.source_lengths)
+    patterns = {
+        "beams": (np.repeat(np.arange(3), 2), 3),
+        "beams with a gap": (np.array([0, 0, 2, 2]), 3),  # 2 of 3 columns: not compacted
+        "compacted": (np.array([1, 1, 1]), 1),  # 1 of 3 columns: compacted
+        "other": (np.array([2, 0, 1, 1]), 3),
+    }
+    for name, (rows, columns) in patterns.items():
+        state = m.select(encoded, rows)
+        assert state.memory.mask.shape == (6, columns), name
+        if columns == 3:
+            assert state.memory is encoded.memory, name  # not copied
+        else:
+            assert np.array_equal(state.memory.keys, encoded.memory.keys[:, [1]]), name
+        for t in range(x.target_in.shape[0]):
+            log_probs, state, weights = m.decode_step(x.target_in[t, rows], state)
+            np.testing.assert_allclose(log_probs, expected[t, rows], rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-12)
+            assert (weights[x.source[:, rows].T == 0] == 0).all(), name  # padding
+            state = m.select(state, np.arange(len(rows)))  # the same rows, kept
+
+
+def test_beam_and_greedy_results_of_an_input_do_not_depend_on_the_batch_bit_for_bit(
+    monkeypatch,
+):
+    """float32: an input decoded alone, or in batches of other sizes and company, gets the same
+    tokens, scores and attention weights, bit for bit, by beam search and greedy search, with
+    inputs stopping at different steps (gaps in the memory, compactions). Beam search always
+    takes the grouped attention, with w > 1."""
+    m = Seq2Seq(9, 8, embedding_dim=8, hidden_size=16, num_layers=2, seed=1).eval()
+    m.generator.parameters()["bias"][2] -= 0.15  # EOS: some hypotheses finish, at any step
+    rng = np.random.default_rng(2)
+    B, S = 12, 7
+    lengths = rng.integers(1, S + 1, B)
+    source = rng.integers(4, 9, (S, B))
+    source[np.arange(S)[:, None] >= lengths[None, :]] = 0
+    max_length = rng.integers(2, 10, B)
+    calls = []
+    original = attention_module.attention_grouped
+
+    def recording(score, params, query, memory, cols):
+        calls.append((query.shape[1], cols.size, int(cols[-1] - cols[0]) + 1, memory.mask.shape[1]))
+        return original(score, params, query, memory, cols)
+
+    monkeypatch.setattr(attention_module, "attention_grouped", recording)
+    fallbacks = []
+    groups = attention_module.row_groups
+    monkeypatch.setattr(attention_module, "row_groups", lambda s: fallbacks.append(s) or groups(s))
+
+    def decode(cols):
+        cols = np.asarray(cols)
+        src, lens, maxl = source[:, cols], lengths[cols], max_length[cols]
+        beams = [
+            beam_search(
+                m, src, lens, beam=3, nbest=2, max_length=maxl, stopping=rule,
+                return_attention=True,
+            )
+            for rule in ("beam", "never")  # "never": inputs stop at their maximum lengths
+        ]  # fmt: skip
+        greedy = greedy_decode(m, src, lens, max_length=maxl, return_attention=True)
+        return [*beams[0], *beams[1]], greedy
+
+    full_beams, full_greedy = decode(np.arange(B))
+    w, G, span, columns = np.array(calls).T
+    assert (w > 1).any() and (span > G).any() and (columns < B).any()  # grouped, gaps, compacted
+    for cols in ([4], [0], [9], [3, 7], [11, 5, 2, 8, 0], list(range(B))[::-1]):
+        beams, greedy = decode(cols)
+        pairs = [(beams[i], full_beams[b]) for i, b in enumerate(cols)]
+        pairs += [(beams[len(cols) + i], full_beams[B + b]) for i, b in enumerate(cols)]
+        pairs += [([greedy[i]], [full_greedy[b]]) for i, b in enumerate(cols)]
+        for hyps, expected in pairs:
+            for got, want in zip(hyps, expected, strict=True):
+                assert got.tokens == want.tokens and got.finished == want.finished, cols
+                assert got.score == want.score and got.log_prob == want.log_prob, cols
+                assert np.array_equal(got.attention, want.attention), cols
+    assert all(groups(s) is not None for s in fallbacks)  # beam and greedy never fall back
+    assert any(h.finished for hyps in full_beams for h in hyps)
+    assert not all(h.finished for hyps in full_beams for h in hyps)

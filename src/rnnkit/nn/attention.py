@@ -5,7 +5,9 @@ score ``"additive"`` (Luong's ``"concat"`` is the same function).
 Shapes: S = source positions, B = batch, T = decoder steps attended at once, K = key size,
 Q = query size, A = attention size ("additive"), P = size of the projected keys (K for "dot",
 Q for "general", A for "additive"). Layout is time-major, as everywhere in rnnkit: keys
-(S, B, K), mask (S, B), queries (B, Q) for one decoder step or (T, B, Q) for T steps.
+(S, B, K), mask (S, B), queries (B, Q) for one decoder step or (T, B, Q) for T steps. In
+decoding (:meth:`Attention.apply_grouped`): R = query rows, G = groups of rows sharing a memory
+column, w = rows per group (R = G w).
 
 Forward, for one batch column (b dropped), query :math:`q_t`, keys :math:`k_s` and mask
 :math:`m_s \in \{0, 1\}` (1 at valid positions, at least one per column). The source side is
@@ -60,6 +62,27 @@ gradient, :class:`AttentionMemoryGrad`; the caller sums it over the decoder step
 
 Every sum also runs over the batch columns.
 
+Decoding (inference only, :meth:`Attention.apply_grouped`) attends R query rows to a memory
+kept once per *input*: row r attends memory column :math:`\sigma_r` (``source``), with the
+same equations as above for :math:`q_r` against the keys, mask and projected keys of column
+:math:`\sigma_r`. When the rows come in G groups of w, ``source == repeat(cols, w)`` with
+``cols`` (G,) strictly increasing (the beams of each input, as beam search keeps them; greedy
+search is w = 1), the scores and the contexts are batched matrix products over the groups,
+
+.. math::
+
+    E_g &= Q_g P_{c_g}^\top \ (\text{dot, general}), \qquad
+    (E_g)_{js} = v^\top \tanh(W_q (Q_g)_j + (P_{c_g})_s + b) \ (\text{additive}) \\
+    a_g &= \mathrm{softmax}_{m_{c_g}}(E_g) \ (w \times S, \text{ each row over the valid
+    positions of } c_g), \qquad C_g = a_g K_{c_g} \ (w \times K)
+
+(:math:`Q_g` the w queries (w, Q) of group g, :math:`P_c` (S, P) and :math:`K_c` (S, K) the
+projected keys and keys of column c), straight from views of the memory: nothing is copied
+(columns between the first and the last group's that no row uses get zero queries, their
+results dropped). Any other pattern is computed per row over a gathered copy of the columns
+(a group of one row each). A group's results depend only on its queries, its column and w,
+bit for bit, when the memory is laid out column by column (:meth:`AttentionMemory.columns`).
+
 Parameters: "dot" has none; "general" ``weight`` W (Q, K); "additive" ``query_weight`` W_q
 (A, Q), ``key_weight`` W_k (A, K), ``bias`` b (A,), ``v`` (A,).
 """
@@ -83,6 +106,21 @@ class AttentionMemory(NamedTuple):
     keys: np.ndarray  # (S, B, K) the source memory (encoder outputs), averaged into the context
     mask: np.ndarray  # (S, B) bool, True at valid positions
     projected: np.ndarray  # (S, B, P) p = k ("dot": the keys themselves), W k, or W_k k
+
+    def columns(self, cols: np.ndarray) -> AttentionMemory:
+        """The memory of the batch columns ``cols`` (N,) int, in that order: a copy laid out
+        column by column, each column's (S, K) keys and (S, P) projected keys contiguous ((S, N,
+        K) views of (N, S, K) arrays). Decoding keeps its memory so: a column's matrix
+        products then see the same strides whatever N, so the same BLAS path and the same bits
+        (with the time-major layout, one column alone, N = 1, can round differently). The
+        projected keys of "dot" stay the keys themselves."""
+
+        def gather(x: np.ndarray) -> np.ndarray:  # (S, B, F) -> (S, N, F), column by column
+            return np.ascontiguousarray(x.transpose(1, 0, 2)[cols]).transpose(1, 0, 2)
+
+        keys = gather(self.keys)
+        projected = keys if self.projected is self.keys else gather(self.projected)
+        return AttentionMemory(keys, self.mask[:, cols], projected)
 
 
 class AttentionMemoryGrad(NamedTuple):
@@ -116,7 +154,13 @@ class AttendCache(NamedTuple):
 def masked_softmax(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Softmax of scores (T, B, S) over the positions where ``mask`` (S, B) is True, the maximum
     subtracted; exactly 0 elsewhere. Every column of ``mask`` needs a True."""
-    shifted = np.where(mask.T, scores, -np.inf)  # (T, B, S); exp(-inf) is exactly 0
+    return _softmax_where(scores, mask.T)
+
+
+def _softmax_where(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of ``scores`` (..., S) where ``valid`` (broadcast to it) is
+    True, the maximum subtracted; exactly 0 elsewhere."""
+    shifted = np.where(valid, scores, -np.inf)  # (..., S); exp(-inf) is exactly 0
     shifted -= shifted.max(axis=-1, keepdims=True)
     np.exp(shifted, out=shifted)
     shifted /= shifted.sum(axis=-1, keepdims=True)
@@ -181,6 +225,59 @@ def attention_forward(
         out=context.transpose(1, 0, 2),  # (B, T, K)
     )
     return context, weights, hidden
+
+
+def row_groups(source: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """``(cols (G,), w)`` when ``source`` (R,), R >= 1, is ``repeat(cols, w)`` with ``cols``
+    strictly increasing: G groups of w rows, group g attending memory column ``cols[g]``; else
+    None. w is the length of the first run of equal entries."""
+    change = np.flatnonzero(source[1:] != source[:-1])  # (runs - 1,)
+    w = int(change[0]) + 1 if change.size else source.size
+    if source.size % w:
+        return None
+    cols = source[::w]  # (G,)
+    if (np.diff(cols) <= 0).any() or not np.array_equal(np.repeat(cols, w), source):
+        return None
+    return cols, w
+
+
+def attention_grouped(
+    score: str,
+    params: Mapping[str, np.ndarray],
+    query: np.ndarray,
+    memory: AttentionMemory,
+    cols: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """context (G, w, K) and weights (G, w, S) of queries (G, w, Q), group g against memory
+    column ``cols[g]`` (``cols`` (G,) strictly increasing); inference only, no cache.
+
+    The groups are batched over the columns ``cols[0] .. cols[-1]`` of the memory, views of
+    it: the unused columns of that span (when ``cols`` has gaps) get zero queries and their
+    results are dropped, so nothing of the memory is copied. Each group is its own matrix
+    product of (w, P) by (P, S), then (w, S) by (S, K), whatever the other groups: with a
+    memory laid out by :meth:`AttentionMemory.columns` (the strides of a column then do not
+    depend on the number of columns), a group's results depend only on its queries, its
+    column and w, bit for bit."""
+    keys, mask, projected = memory
+    G, w, Q = query.shape
+    lo, hi = int(cols[0]), int(cols[-1]) + 1
+    n = hi - lo  # groups computed: G, or more when cols has gaps
+    if n > G:
+        padded = np.zeros((n, w, Q), dtype=query.dtype)  # (n, w, Q)
+        padded[cols - lo] = query
+        query = padded
+    if score == "additive":
+        zq = query @ params["query_weight"].T + params["bias"]  # (n, w, A)
+        hidden = zq[:, :, None, :] + projected[:, lo:hi].transpose(1, 0, 2)[:, None]
+        np.tanh(hidden, out=hidden)  # (n, w, S, A)
+        scores = hidden @ params["v"]  # (n, w, S)
+    else:
+        scores = query @ projected[:, lo:hi].transpose(1, 2, 0)  # (n, w, P) @ (n, P, S)
+    weights = _softmax_where(scores, mask[:, lo:hi].T[:, None, :])  # (n, w, S)
+    context = weights @ keys[:, lo:hi].transpose(1, 0, 2)  # (n, w, S) @ (n, S, K)
+    if n > G:
+        context, weights = context[cols - lo], weights[cols - lo]  # (G, w, K), (G, w, S)
+    return context, weights
 
 
 def _sum_over_steps(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -255,7 +352,8 @@ class Attention(Module):
     - ``dkeys, grads = prepare_backward(dmemory, mcache)``.
     - ``attend(query, keys, mask)`` / ``attend_backward(dcontext, cache, dweights=None)`` do
       both halves at once; ``apply(query, memory) -> (context, weights)`` keeps no cache
-      (inference, step-by-step decoding).
+      (inference, step-by-step decoding); ``apply_grouped(query, memory, source)`` neither:
+      row r against memory column ``source[r]`` (decoding with a memory kept once per input).
 
     Every ``grads`` dict (of ``backward``, ``prepare_backward`` and ``attend_backward``) has
     every parameter name, in ``state_dict`` order, with zeros for the parameters the call did
@@ -469,6 +567,46 @@ class Attention(Module):
         query3, single = self._query(query, memory.keys.shape[1])
         context, weights, _ = attention_forward(self.score, self._params, query3, memory)
         return (context[0], weights[0]) if single else (context, weights)
+
+    def apply_grouped(
+        self, query: np.ndarray, memory: AttentionMemory, source: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(context (R, K), weights (R, S)) of queries (R, Q), row r against memory column
+        ``source[r]`` (``source`` (R,) int; memory of any number of columns), with no cache:
+        decoding, where the memory is kept once per input and rows (beams) index it.
+
+        Rows grouped as ``repeat(cols, w)``, ``cols`` strictly increasing, are batched per group
+        over views of the memory (:func:`attention_grouped`; module docstring); any other
+        pattern is computed per row (groups of one) over a gathered copy of its columns. With
+        the memory laid out by :meth:`AttentionMemory.columns`, a row's results depend only on
+        its query, its column and its group's w, bit for bit.
+        """
+        memory = self._memory(memory)
+        S, B = memory.mask.shape
+        if not isinstance(source, np.ndarray) or source.ndim != 1:
+            shape = _checks.fmt_shape(source.shape) if isinstance(source, np.ndarray) else None
+            raise ValueError(
+                f"source must be a 1-D integer numpy.ndarray (R,) of memory columns, got "
+                f"{shape or type(source).__name__}"
+            )
+        if source.dtype == np.bool_ or not np.issubdtype(source.dtype, np.integer):
+            raise TypeError(f"source must be an integer array (R,), got dtype {source.dtype}")
+        R = source.size
+        if R and (source.min() < 0 or source.max() >= B):
+            raise ValueError(
+                f"source must lie in [0, {B}) (the memory's columns), got values in "
+                f"[{source.min()}, {source.max()}]"
+            )
+        query = _checks.array("query", query, (R, self.query_size), self.dtype)
+        if R == 0:
+            return np.empty((0, self.key_size), self.dtype), np.empty((0, S), self.dtype)
+        groups = row_groups(source)
+        if groups is None:  # any other pattern: one row per group, over a gathered copy
+            memory, groups = memory.columns(source), (np.arange(R), 1)
+        cols, w = groups
+        query3 = query.reshape(cols.size, w, self.query_size)  # (G, w, Q)
+        context, weights = attention_grouped(self.score, self._params, query3, memory, cols)
+        return context.reshape(R, self.key_size), weights.reshape(R, S)
 
     # -- both halves at once -------------------------------------------------------------------
 

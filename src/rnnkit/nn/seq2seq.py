@@ -49,8 +49,9 @@ one call of the compiled layer); with it, step by step (each step one call of th
 one time step, so the compiled kernels still do the work).
 
 Decoding (:meth:`Seq2Seq.encode`, :meth:`Seq2Seq.decode_step`, :meth:`Seq2Seq.select`) runs in
-evaluation mode with the layers' streaming :meth:`~rnnkit.nn.Recurrent.step`; the attention's
-source projection is computed once per source (:meth:`~rnnkit.nn.Attention.prepare`).
+evaluation mode; the attention's source projection is computed once per source
+(:meth:`~rnnkit.nn.Attention.prepare`) and the memory is kept once per input, the rows (beams)
+pointing at their input's column (:class:`DecoderState`), never copied per row.
 """
 
 from __future__ import annotations
@@ -94,9 +95,12 @@ class Seq2SeqCache(NamedTuple):
 
 
 class DecoderState(NamedTuple):
-    """The per-row state of a decoding: rows are inputs (or beams of inputs)."""
+    """The state of a decoding: rows are inputs, or beams of inputs, and the attention memory
+    is kept once per input (M columns, M = B from :meth:`Seq2Seq.encode`, fewer after a
+    compaction by :meth:`Seq2Seq.select`); ``source`` maps each row to its column."""
 
-    memory: AttentionMemory  # keys (S, R, H), mask (S, R), projected (S, R, P)
+    memory: AttentionMemory  # keys (S, M, H), mask (S, M), projected (S, M, P)
+    source: np.ndarray  # (R,) intp: row r attends memory column source[r]
     state: Any  # the decoder's recurrent state: (L, R, H), or the pair (h, c) for the LSTM
     feed: np.ndarray | None  # (R, H) the last attentional state (input feeding), else None
 
@@ -512,7 +516,12 @@ class Seq2Seq(Model):
 
     def encode(self, source: Any, source_lengths: Any) -> DecoderState:
         """The start of decoding (evaluation mode, no cache): source (S, B) ids padded with
-        PAD, its lengths (B,) -> the rows' :class:`DecoderState`."""
+        PAD, its lengths (B,) -> the rows' :class:`DecoderState`, one row per input.
+
+        An input's state does not depend on the other inputs, bit for bit: a single source is
+        encoded as two, as :meth:`decode_step` computes a single row (the projection of the
+        keys and the bridge would otherwise be matrix-vector products, rounded differently).
+        """
         source = _checks.token_ids("source", source, self.source_vocab_size)
         if source.ndim != 2:
             raise ValueError(f"source must be 2-D (S, B), got shape {source.shape}")
@@ -520,13 +529,17 @@ class Seq2Seq(Model):
         lengths = _checks.lengths(source_lengths, S, B)
         if (lengths < 1).any():
             raise ValueError("source_lengths must be >= 1: every source needs a token")
+        if B == 1:
+            twins = self.encode(np.repeat(source, 2, axis=1), np.repeat(lengths, 2))
+            return DecoderState(twins.memory.columns([0]), np.arange(1), *self._rows(twins, [0]))
         with self.evaluation():
             e, _ = self.source_embedding.forward(source)
             mem, enc_T, _ = self.encoder.forward(e, None, lengths)  # (S, B, H)
             memory, _ = self.attention.prepare(mem, self._source_mask(lengths, S))
             s0, _ = self._initial_state(self._top_state(enc_T))
         feed = np.zeros((B, self.hidden_size), dtype=self.dtype) if self.input_feeding else None
-        return DecoderState(memory, s0, feed)
+        # the memory laid out column by column: each input's results the same bits in any batch
+        return DecoderState(memory.columns(np.arange(B)), np.arange(B), s0, feed)
 
     def decode_step(
         self, tokens: Any, dstate: DecoderState
@@ -538,40 +551,66 @@ class Seq2Seq(Model):
         layer's forward over one time step (the compiled loop, whose matrix products take all R
         rows at once; the streaming :meth:`~rnnkit.nn.Recurrent.step` is built for a few rows
         and its cost grows with each), and a single row is computed as two: a matrix product of
-        one row takes another path (a matrix-vector product) whose rounding differs.
+        one row takes another path (a matrix-vector product) whose rounding differs. The
+        attention (:meth:`~rnnkit.nn.Attention.apply_grouped`) reads the memory of each input
+        where it is, without copies per row: the rows of beam search, the beams of each input
+        side by side, are groups of w rows on one memory column, each group its own matrix
+        products (so a row depends on its group's w, which beam search fixes for an input at a
+        step whatever the batch). The single row's twin gets its own copy of the memory column,
+        so that it is a group of its own too, as in a batch of greedy search.
         """
         tokens = _checks.token_ids("tokens", tokens, self.target_vocab_size)
         if tokens.ndim != 1:
             raise ValueError(f"tokens must be 1-D (R,), got shape {tokens.shape}")
         if len(tokens) == 1:
-            log_probs, state, weights = self.decode_step(
-                np.repeat(tokens, 2), self.select(dstate, [0, 0])
+            twins = DecoderState(
+                dstate.memory.columns(np.repeat(dstate.source, 2)), np.arange(2),
+                *self._rows(dstate, [0, 0]),
+            )  # fmt: skip
+            log_probs, state, weights = self.decode_step(np.repeat(tokens, 2), twins)
+            return (
+                log_probs[:1],
+                DecoderState(dstate.memory, dstate.source, *self._rows(state, [0])),
+                weights[:1],
             )
-            return log_probs[:1], self.select(state, [0]), weights[:1]
         f = self.target_embedding.parameters()["weight"][tokens]  # (R, E)
         u = f if dstate.feed is None else np.concatenate([f, dstate.feed], axis=-1)
         with self.decoder.evaluation():
             h, state, _ = self.decoder.forward(u[None], dstate.state)  # (1, R, H)
-        ctx, weights = self.attention.apply(h[0], dstate.memory)  # (R, H), (R, S)
+        ctx, weights = self.attention.apply_grouped(h[0], dstate.memory, dstate.source)
         ht = np.tanh(self.combine.apply(np.concatenate([ctx, h[0]], axis=-1)))  # (R, H)
         z = self._logits(ht)  # (R, V)
         z = z - z.max(axis=-1, keepdims=True)
         log_probs = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
         return (
             log_probs,
-            DecoderState(dstate.memory, state, ht if self.input_feeding else None),
+            DecoderState(dstate.memory, dstate.source, state, ht if self.input_feeding else None),
             weights,
         )
 
     def select(self, dstate: DecoderState, rows: Any) -> DecoderState:
-        """The decoding state of ``rows`` (N,) (repeats allowed): beams made and reordered."""
+        """The decoding state of ``rows`` (N,) (repeats allowed): beams made and reordered.
+
+        The rows' decoder states and input feeding are gathered; the memory is not copied,
+        only ``source`` is indexed, unless the rows use at most half of its columns (inputs
+        finished): then the memory keeps only those columns, in their order, and ``source``
+        is renumbered. Each compaction at least halves the memory, so a whole decoding copies
+        at most the memory's size once more.
+        """
         rows = np.asarray(rows, dtype=np.intp)
-        m = dstate.memory
-        memory = AttentionMemory(m.keys[:, rows], m.mask[:, rows], m.projected[:, rows])
+        memory, source = dstate.memory, dstate.source[rows]  # (N,)
+        in_use = np.bincount(source, minlength=memory.mask.shape[1]) > 0  # (M,)
+        if 2 * np.count_nonzero(in_use) <= in_use.size:
+            memory = memory.columns(np.flatnonzero(in_use))  # (S, M', ...), M' <= M / 2
+            source = (np.cumsum(in_use) - 1)[source]  # (N,) the kept columns renumbered
+        return DecoderState(memory, source, *self._rows(dstate, rows))
+
+    def _rows(self, dstate: DecoderState, rows: Any) -> tuple[Any, np.ndarray | None]:
+        """The decoder state and the input feeding of ``rows``, gathered (contiguous)."""
         parts = dstate.state if isinstance(dstate.state, tuple) else (dstate.state,)
         state = tuple(np.ascontiguousarray(s[:, rows]) for s in parts)
         feed = None if dstate.feed is None else dstate.feed[rows]
-        return DecoderState(memory, self._as_state(state), feed)
+        return self._as_state(state), feed
 
 
 def _accumulate(total: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
