@@ -361,16 +361,21 @@ class StepCell(Cell):
             cache.reg,
         )
         has_bias = p.b_ih is not None
+        if defer:
+            T, B, G = da.shape
+            da2 = da.reshape(T * B, G)
+            dx = da2 @ p.W_ih if loop.matmul is None else loop.matmul(da2, p.W_ih)
+            dx = dx.reshape(T, B, p.W_ih.shape[1])
+        else:
+            dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, has_bias, loop.matmul)
+        # (made after the input gradient: the workspace then recycles the same buffers in the
+        # same order at every training step)
         h_in = previous_states(cache.state0[0], cache.states[0])  # (T, B, H)
         if cache.reg is not None and cache.reg.h_drop is not None:
             h_in = h_in * cache.reg.h_drop
         work = WeightWork(da, dgh, cache.x, h_in, cache.saved, has_bias, loop.matmul)
         if defer:
-            T, B, G = da.shape
-            da2 = da.reshape(T * B, G)
-            dx = da2 @ p.W_ih if loop.matmul is None else loop.matmul(da2, p.W_ih)
-            return dx.reshape(T, B, p.W_ih.shape[1]), dstate0, work
-        dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, has_bias, loop.matmul)
+            return dx, dstate0, work
         return dx, dstate0, self._weight_grads(work, dW_ih, db_ih)
 
     def weight_grads(self, works: list[WeightWork]) -> CellGrads:

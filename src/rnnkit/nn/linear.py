@@ -23,6 +23,7 @@ import numpy as np
 
 from rnnkit import _checks, limits
 from rnnkit.nn.module import Module
+from rnnkit.runtime import kernels
 
 
 class LinearCache(NamedTuple):
@@ -102,9 +103,15 @@ class Linear(Module):
             lambda: f"the output of {self!r} for x of shape {x.shape}",
             limits.array_bytes((*x.shape[:-1], self.out_features), self.dtype.itemsize),
         )
-        y = x @ self._params["weight"].T  # (..., O)
-        if self.bias:
-            y += self._params["bias"]
+        mm = kernels.matrix_product()  # the threaded compiled product, or None: NumPy
+        W, b = self._params["weight"], self._params.get("bias")
+        if mm is None:
+            y = x @ W.T  # (..., O)
+            if b is not None:
+                y += b
+        else:
+            y = mm(x.reshape(-1, self.in_features), W, trans_b=True, bias=b)
+            y = y.reshape(*x.shape[:-1], self.out_features)  # (..., O)
         return y, LinearCache(x)
 
     def backward(
@@ -116,9 +123,14 @@ class Linear(Module):
         shape = (*cache.x.shape[:-1], self.out_features)
         dy = _checks.array("dy", dy, shape, self.dtype)
         W = self._params["weight"]
+        mm = kernels.matrix_product()
+        if mm is None:
+            dx = dy @ W
+        else:
+            dx = mm(dy.reshape(-1, self.out_features), W).reshape(cache.x.shape)
         if _checks.boolean("defer", defer):
-            return dy @ W, LinearWork(dy, cache.x)
-        return dy @ W, self.weight_grads([LinearWork(dy, cache.x)])
+            return dx, LinearWork(dy, cache.x)
+        return dx, self.weight_grads([LinearWork(dy, cache.x)])
 
     def weight_grads(self, works: list[LinearWork]) -> dict[str, np.ndarray]:
         """The parameter gradients of deferred :meth:`backward` calls, summed: one matrix
@@ -130,9 +142,16 @@ class Linear(Module):
             works[0].dy.reshape(-1, O))  # (N, O)  # fmt: skip
         x2 = np.concatenate([w.x.reshape(-1, I) for w in works]) if len(works) > 1 else (
             works[0].x.reshape(-1, I))  # (N, I)  # fmt: skip
-        grads = {"weight": dy2.T @ x2}  # (O, I)
-        if self.bias:
-            grads["bias"] = dy2.sum(axis=0)  # (O,)
+        mm = kernels.matrix_product()
+        if mm is None:
+            grads = {"weight": dy2.T @ x2}  # (O, I)
+            if self.bias:
+                grads["bias"] = dy2.sum(axis=0)  # (O,)
+            return grads
+        db = np.empty(O, dtype=dy2.dtype) if self.bias else None  # summed as dW is made
+        grads = {"weight": mm(dy2, x2, trans_a=True, row_sums=db)}  # (O, I)
+        if db is not None:
+            grads["bias"] = db
         return grads
 
     def __repr__(self) -> str:

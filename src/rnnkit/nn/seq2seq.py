@@ -103,6 +103,9 @@ class DecoderState(NamedTuple):
     source: np.ndarray  # (R,) intp: row r attends memory column source[r]
     state: Any  # the decoder's recurrent state: (L, R, H), or the pair (h, c) for the LSTM
     feed: np.ndarray | None  # (R, H) the last attentional state (input feeding), else None
+    #: the decoder's input weights transposed (Recurrent.input_weights_t), made once by
+    #: ``encode`` for every step of the decoding; None: transposed at each step
+    weights_t: tuple[np.ndarray, ...] | None = None
 
 
 class Seq2Seq(Model):
@@ -399,6 +402,7 @@ class Seq2Seq(Model):
         used = None
         sampling = self.training and self.scheduled_sampling > 0
         weight = self.target_embedding.parameters()["weight"]
+        weights_t = self.decoder.input_weights_t()  # transposed once, read by every step
         for t in range(T):
             if sampling and t > 0:
                 rows = np.flatnonzero(self.rng.random(B) < self.scheduled_sampling)
@@ -407,7 +411,7 @@ class Seq2Seq(Model):
                     used[t, rows] = self._logits(ht[t - 1, rows]).argmax(axis=-1)
                     f[t, rows] = weight[used[t, rows]] * (1 if scale is None else scale[t, rows])
             u = f[t] if feed is None else np.concatenate([f[t], feed], axis=-1)
-            h, state, c_dec = self.decoder.forward(u[None], state)  # (1, B, H)
+            h, state, c_dec = self.decoder.forward(u[None], state, weights_t=weights_t)
             ctx, _, c_att = self.attention.forward(h[0], memory)  # (B, H)
             pre, c_comb = self.combine.forward(np.concatenate([ctx, h[0]], axis=-1))
             ht[t] = np.tanh(pre)  # (B, H)
@@ -496,19 +500,26 @@ class Seq2Seq(Model):
         dfeed = np.zeros((B, H), dtype=self.dtype)
         dstate = None
         sums: dict[str, np.ndarray] = {}
+        # the weight gradients of the combination and the decoder: deferred, then one matrix
+        # product each over all T steps (not T small products and a sum)
+        comb_work, dec_work = [], []
         for t in range(T - 1, -1, -1):
             c_dec, c_att, c_comb = caches[t]
             dpre = (dht[t] + dfeed) * (1.0 - ht[t] * ht[t])  # (B, H)
-            dcat, g = self.combine.backward(dpre, c_comb)
-            _accumulate(sums, prefixed("combine", g))
+            dcat, work = self.combine.backward(dpre, c_comb, defer=True)
+            comb_work.append(work)
             dq, dm, g = self.attention.backward(np.ascontiguousarray(dcat[:, :H]), c_att)
             self.attention.add_memory_grad(dmem, dm)
             _accumulate(sums, prefixed("attention", g))
-            du, dstate, g = self.decoder.backward((dcat[:, H:] + dq)[None], c_dec, dstate)
-            _accumulate(sums, prefixed("decoder", g))
+            du, dstate, work = self.decoder.backward(
+                (dcat[:, H:] + dq)[None], c_dec, dstate, defer=True
+            )
+            dec_work.append(work)
             df[t] = du[0, :, :E]
             if self.input_feeding:
                 dfeed = du[0, :, E:]
+        sums.update(prefixed("combine", self.combine.weight_grads(comb_work)))
+        sums.update(prefixed("decoder", self.decoder.weight_grads(dec_work)))
         grads.update(sums)
         return df, dstate
 
@@ -531,7 +542,9 @@ class Seq2Seq(Model):
             raise ValueError("source_lengths must be >= 1: every source needs a token")
         if B == 1:
             twins = self.encode(np.repeat(source, 2, axis=1), np.repeat(lengths, 2))
-            return DecoderState(twins.memory.columns([0]), np.arange(1), *self._rows(twins, [0]))
+            return DecoderState(
+                twins.memory.columns([0]), np.arange(1), *self._rows(twins, [0]), twins.weights_t
+            )
         with self.evaluation():
             e, _ = self.source_embedding.forward(source)
             mem, enc_T, _ = self.encoder.forward(e, None, lengths)  # (S, B, H)
@@ -539,7 +552,8 @@ class Seq2Seq(Model):
             s0, _ = self._initial_state(self._top_state(enc_T))
         feed = np.zeros((B, self.hidden_size), dtype=self.dtype) if self.input_feeding else None
         # the memory laid out column by column: each input's results the same bits in any batch
-        return DecoderState(memory.columns(np.arange(B)), np.arange(B), s0, feed)
+        weights_t = self.decoder.input_weights_t()
+        return DecoderState(memory.columns(np.arange(B)), np.arange(B), s0, feed, weights_t)
 
     def decode_step(
         self, tokens: Any, dstate: DecoderState
@@ -565,18 +579,20 @@ class Seq2Seq(Model):
         if len(tokens) == 1:
             twins = DecoderState(
                 dstate.memory.columns(np.repeat(dstate.source, 2)), np.arange(2),
-                *self._rows(dstate, [0, 0]),
+                *self._rows(dstate, [0, 0]), dstate.weights_t,
             )  # fmt: skip
             log_probs, state, weights = self.decode_step(np.repeat(tokens, 2), twins)
             return (
                 log_probs[:1],
-                DecoderState(dstate.memory, dstate.source, *self._rows(state, [0])),
+                DecoderState(
+                    dstate.memory, dstate.source, *self._rows(state, [0]), state.weights_t
+                ),
                 weights[:1],
             )
         f = self.target_embedding.parameters()["weight"][tokens]  # (R, E)
         u = f if dstate.feed is None else np.concatenate([f, dstate.feed], axis=-1)
         with self.decoder.evaluation():
-            h, state, _ = self.decoder.forward(u[None], dstate.state)  # (1, R, H)
+            h, state, _ = self.decoder.forward(u[None], dstate.state, weights_t=dstate.weights_t)
         ctx, weights = self.attention.apply_grouped(h[0], dstate.memory, dstate.source)
         ht = np.tanh(self.combine.apply(np.concatenate([ctx, h[0]], axis=-1)))  # (R, H)
         z = self._logits(ht)  # (R, V)
@@ -584,7 +600,13 @@ class Seq2Seq(Model):
         log_probs = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
         return (
             log_probs,
-            DecoderState(dstate.memory, dstate.source, state, ht if self.input_feeding else None),
+            DecoderState(
+                dstate.memory,
+                dstate.source,
+                state,
+                ht if self.input_feeding else None,
+                dstate.weights_t,
+            ),
             weights,
         )
 
@@ -603,7 +625,7 @@ class Seq2Seq(Model):
         if 2 * np.count_nonzero(in_use) <= in_use.size:
             memory = memory.columns(np.flatnonzero(in_use))  # (S, M', ...), M' <= M / 2
             source = (np.cumsum(in_use) - 1)[source]  # (N,) the kept columns renumbered
-        return DecoderState(memory, source, *self._rows(dstate, rows))
+        return DecoderState(memory, source, *self._rows(dstate, rows), dstate.weights_t)
 
     def _rows(self, dstate: DecoderState, rows: Any) -> tuple[Any, np.ndarray | None]:
         """The decoder state and the input feeding of ``rows``, gathered (contiguous)."""

@@ -31,6 +31,7 @@ build is optional, so the package installs without one and takes the NumPy path.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rnnkit.runtime.kernels import loops
@@ -61,6 +62,7 @@ __all__ = [
     "get_num_threads",
     "isa",
     "mask2d",
+    "matrix_product",
     "named_loop",
     "native",
     "reason",
@@ -69,6 +71,21 @@ __all__ = [
     "time_loop",
     "use_compiled",
 ]
+
+
+def matrix_product() -> Any:
+    """The matrix product of the layers around the recurrences (:class:`~rnnkit.nn.Linear`'s
+    forward and backward): :func:`rnnkit.runtime.kernels.gemm.matmul` (threaded, on the
+    extension's micro-kernel) unless ``RNNKIT_KERNELS=numpy`` or the extension does not load,
+    else None (NumPy's ``@``, whose BLAS the ``rnnkit`` command keeps on one thread). Decided
+    at each call, without the warnings of :func:`use_compiled` (the recurrent layers give
+    them)."""
+    choice = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if choice == "numpy" or native() is None:
+        return None
+    from rnnkit.runtime.kernels import gemm
+
+    return gemm.matmul
 
 
 def time_loop(cell: Any) -> Any:
