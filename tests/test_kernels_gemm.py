@@ -264,3 +264,27 @@ def test_cell_products_route_through_the_kernel(native, monkeypatch):
     assert len(calls) == 1  # the input projection
     cell.backward(rng.standard_normal(hs.shape), (np.zeros((2, H)),) * 2, cache)
     assert len(calls) == 4  # dx, dW_ih, dW_hh
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_exact_rows_gives_each_row_the_same_bits_in_any_batch(native, dtype):
+    """Within gemm.exact_rows the kernel computes every size, and a row's result is the same
+    bits whatever the rows around it, their number (1 included) and the threads; outside it,
+    small products go to NumPy."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((300, 96)).astype(dtype)
+    W = rng.standard_normal((256, 96)).astype(dtype)
+    bias = rng.standard_normal(256).astype(dtype)
+    with gemm.exact_rows():
+        full = gemm.matmul(x, W, trans_b=True, bias=bias)
+        for start, M in [(0, 1), (7, 1), (3, 2), (10, 5), (40, 64), (0, 299)]:
+            part = gemm.matmul(np.ascontiguousarray(x[start : start + M]), W, trans_b=True,
+                               bias=bias)  # fmt: skip
+            np.testing.assert_array_equal(part, full[start : start + M])
+    assert not gemm.worth_it(1, 96, 256)
+    _assert_close(gemm.matmul(x[:1], W, trans_b=True, bias=bias), full[:1], dtype)
+    with gemm.exact_rows():
+        with gemm.exact_rows():
+            pass
+        assert gemm._mode.exact  # nested: restored to the outer setting
+    assert not gemm._mode.exact

@@ -338,3 +338,22 @@ def test_beam_and_greedy_results_of_an_input_do_not_depend_on_the_batch_bit_for_
     assert all(groups(s) is not None for s in fallbacks)  # beam and greedy never fall back
     assert any(h.finished for hyps in full_beams for h in hyps)
     assert not all(h.finished for hyps in full_beams for h in hyps)
+
+
+def test_decoding_at_real_sizes_does_not_depend_on_the_batch_bit_for_bit():
+    """float32, sizes where the products cross from NumPy's BLAS (a few rows) to the compiled
+    kernel (hundreds of rows): an input decoded alone and among 64 gets the same tokens and
+    scores, bit for bit, because decoding computes every product row by row alike
+    (gemm.exact_rows)."""
+    m = Seq2Seq(30, 40, embedding_dim=32, hidden_size=64, seed=0).eval()
+    rng = np.random.default_rng(0)
+    S, B = 6, 64
+    source, lengths, max_length = rng.integers(4, 30, (S, B)), np.full(B, S), np.full(B, 14)
+    batch = beam_search(m, source, lengths, beam=5, nbest=2, max_length=max_length)
+    greedy = greedy_decode(m, source, lengths, max_length=max_length)
+    for b in range(0, B, 9):
+        alone = beam_search(m, source[:, b : b + 1], lengths[:1], beam=5, nbest=2,
+                            max_length=max_length[:1])[0]  # fmt: skip
+        assert [(h.tokens, h.score) for h in alone] == [(h.tokens, h.score) for h in batch[b]]
+        (one,) = greedy_decode(m, source[:, b : b + 1], lengths[:1], max_length=max_length[:1])
+        assert (one.tokens, one.score) == (greedy[b].tokens, greedy[b].score)

@@ -172,6 +172,11 @@ def test_predictions_come_back_in_input_order_whatever_the_batching(fitted, monk
     assert fitted.predict(sources[::-1]) == together[::-1]
     assert fitted.predict([]) == []
     assert fitted.predict(s for s in sources[:3]) == together[:3]  # any iterable
+    # bit for bit, scores included: alone, among others of other lengths, in other batches
+    nbest = fitted.predict(sources, nbest=3)
+    monkeypatch.setattr(translate_estimator, "DECODE_BATCH", 64)
+    assert fitted.predict(sources[::-1], nbest=3) == nbest[::-1]
+    assert [fitted.predict([s], nbest=3)[0] for s in sources[:10]] == nbest[:10]
 
 
 def test_beam_and_greedy(fitted):

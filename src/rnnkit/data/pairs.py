@@ -9,6 +9,7 @@ the target, and predicts the target then EOS), B = batch, N = pairs.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -554,25 +555,40 @@ class PairData:
 
 
 def source_batches(
-    sources: Sequence[Any], batch_size: int, *, sort: bool = True
+    sources: Sequence[Any], batch_size: int, *, sort: bool = True, equal_lengths: bool = False
 ) -> Iterator[SourceBatch]:
     """Batches of source id sequences to decode, each with the positions of its sources.
 
     With ``sort`` the sources are batched by length (stable: position order among equal
     lengths), so little is padded; ``indices`` tell where each result goes. Without it they
-    come in the order given.
+    come in the order given. With ``equal_lengths`` (and ``sort``) a batch holds sources of one
+    length only, nothing padded: a source's results then cannot depend, even in their last
+    bit, on the other sources decoded with it (padding changes the sums over source positions,
+    which round differently).
 
     Example:
         >>> from rnnkit.data.pairs import source_batches
         >>> [(b.indices.tolist(), b.source.shape) for b in source_batches([[4, 5], [6], [7]], 2)]
         [([1, 2], (1, 2)), ([0], (2, 1))]
+        >>> seqs = [[4, 5], [6], [7, 8], [9]]
+        >>> [b.indices.tolist() for b in source_batches(seqs, 3, equal_lengths=True)]
+        [[1, 3], [0, 2]]
     """
     seqs = _id_sequences("sources", sources, empty=False)
     batch_size = _checks.positive_int("batch_size", batch_size)
     lengths = np.array([len(s) for s in seqs], dtype=np.intp)  # (N,)
     order = np.argsort(lengths, kind="stable") if _checks.boolean("sort", sort) else None
-    for start in range(0, len(seqs), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(seqs)))
+    runs = [(0, len(seqs))]  # [start, end) of the sorted positions batched apart
+    if _checks.boolean("equal_lengths", equal_lengths) and order is not None:
+        cuts = np.flatnonzero(np.diff(lengths[order])) + 1
+        edges = [0, *cuts.tolist(), len(seqs)]
+        runs = list(itertools.pairwise(edges))
+    chunks = [
+        np.arange(start, min(start + batch_size, end))
+        for first, end in runs
+        for start in range(first, end, batch_size)
+    ]
+    for idx in chunks:
         idx = idx if order is None else order[idx]  # (B,)
         S, B = int(lengths[idx].max()), len(idx)
         limits.check_memory(lambda: f"a batch of {B} sources of {S} steps", 8 * S * B)  # noqa: B023

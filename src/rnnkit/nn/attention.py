@@ -95,6 +95,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rnnkit import _checks, limits
+from rnnkit.nn.linear import affine
 from rnnkit.nn.module import Module
 
 SCORES = ("dot", "general", "additive")
@@ -177,7 +178,7 @@ def project_keys(score: str, params: Mapping[str, np.ndarray], keys: np.ndarray)
     if score == "dot":
         return keys
     W = params["weight" if score == "general" else "key_weight"]  # (P, K)
-    return keys @ W.T  # (S, B, P)
+    return affine(keys, W, None)  # (S, B, P)
 
 
 def project_keys_backward(

@@ -90,11 +90,7 @@ class Linear(Module):
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """``x W^T + b`` (..., O) with no cache: inference, for example one streaming step."""
-        y = x @ self._params["weight"].T  # (..., O)
-        bias = self._params.get("bias")
-        if bias is not None:
-            y += bias
-        return y
+        return affine(x, self._params["weight"], self._params.get("bias"))
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, LinearCache]:
         """``x`` (..., I) -> ``y`` (..., O)."""
@@ -103,16 +99,7 @@ class Linear(Module):
             lambda: f"the output of {self!r} for x of shape {x.shape}",
             limits.array_bytes((*x.shape[:-1], self.out_features), self.dtype.itemsize),
         )
-        mm = kernels.matrix_product()  # the threaded compiled product, or None: NumPy
-        W, b = self._params["weight"], self._params.get("bias")
-        if mm is None:
-            y = x @ W.T  # (..., O)
-            if b is not None:
-                y += b
-        else:
-            y = mm(x.reshape(-1, self.in_features), W, trans_b=True, bias=b)
-            y = y.reshape(*x.shape[:-1], self.out_features)  # (..., O)
-        return y, LinearCache(x)
+        return affine(x, self._params["weight"], self._params.get("bias")), LinearCache(x)
 
     def backward(
         self, dy: np.ndarray, cache: LinearCache, *, defer: bool = False
@@ -159,3 +146,16 @@ class Linear(Module):
             f"Linear({self.in_features}, {self.out_features}"
             f"{'' if self.bias else ', bias=False'}, dtype={self.dtype.name})"
         )
+
+
+def affine(x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """``x W^T + b`` over the last axis: x (..., I), W (O, I), b (O,) or None -> (..., O), on
+    :func:`rnnkit.runtime.kernels.matrix_product` (NumPy's ``@`` without it)."""
+    mm = kernels.matrix_product()  # the threaded compiled product, or None: NumPy
+    if mm is None:
+        y = x @ W.T  # (..., O)
+        if b is not None:
+            y += b
+        return y
+    y = mm(x.reshape(-1, W.shape[1]), W, trans_b=True, bias=b)  # (N, O)
+    return y.reshape(*x.shape[:-1], W.shape[0])

@@ -65,9 +65,10 @@ from rnnkit.cells.base import Cell
 from rnnkit.nn.attention import Attention, AttentionMemory
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
-from rnnkit.nn.linear import Linear
+from rnnkit.nn.linear import Linear, affine
 from rnnkit.nn.models import Model, make_recurrent, prefixed, spawn_seeds
 from rnnkit.nn.recurrent import Recurrent
+from rnnkit.runtime.kernels.gemm import exact_rows
 
 SCORES = ("dot", "general", "additive")
 BRIDGES = ("linear", "zeros")
@@ -281,7 +282,7 @@ class Seq2Seq(Model):
     def _logits(self, x: np.ndarray) -> np.ndarray:
         """z = x W_o^T + b_o over the last axis."""
         weight, bias = self._generator()
-        return x @ weight.T + bias
+        return affine(x, weight, bias)
 
     def _check_input(self, x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Source (S, B), source lengths (B,), target input (T, B) from a Seq2SeqInput."""
@@ -545,7 +546,7 @@ class Seq2Seq(Model):
             return DecoderState(
                 twins.memory.columns([0]), np.arange(1), *self._rows(twins, [0]), twins.weights_t
             )
-        with self.evaluation():
+        with self.evaluation(), exact_rows():
             e, _ = self.source_embedding.forward(source)
             mem, enc_T, _ = self.encoder.forward(e, None, lengths)  # (S, B, H)
             memory, _ = self.attention.prepare(mem, self._source_mask(lengths, S))
@@ -589,15 +590,18 @@ class Seq2Seq(Model):
                 ),
                 weights[:1],
             )
-        f = self.target_embedding.parameters()["weight"][tokens]  # (R, E)
-        u = f if dstate.feed is None else np.concatenate([f, dstate.feed], axis=-1)
-        with self.decoder.evaluation():
-            h, state, _ = self.decoder.forward(u[None], dstate.state, weights_t=dstate.weights_t)
-        ctx, weights = self.attention.apply_grouped(h[0], dstate.memory, dstate.source)
-        ht = np.tanh(self.combine.apply(np.concatenate([ctx, h[0]], axis=-1)))  # (R, H)
-        z = self._logits(ht)  # (R, V)
-        z = z - z.max(axis=-1, keepdims=True)
-        log_probs = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        with exact_rows():  # each row's products the same bits in any batch
+            f = self.target_embedding.parameters()["weight"][tokens]  # (R, E)
+            u = f if dstate.feed is None else np.concatenate([f, dstate.feed], axis=-1)
+            with self.decoder.evaluation():
+                h, state, _ = self.decoder.forward(
+                    u[None], dstate.state, weights_t=dstate.weights_t
+                )
+            ctx, weights = self.attention.apply_grouped(h[0], dstate.memory, dstate.source)
+            ht = np.tanh(self.combine.apply(np.concatenate([ctx, h[0]], axis=-1)))  # (R, H)
+            z = self._logits(ht)  # (R, V)
+            z = z - z.max(axis=-1, keepdims=True)
+            log_probs = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
         return (
             log_probs,
             DecoderState(

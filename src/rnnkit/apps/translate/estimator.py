@@ -19,10 +19,12 @@ The pipeline:
   once, at the end, and chooses nothing. With ``validation_fraction=0`` the development set
   plays that part. The "cosine" schedule instead anneals the rate to 0 over ``epochs``: the
   choice for a fixed time budget.
-- ``predict``: sources are tokenised, batched by length
-  (:func:`~rnnkit.data.pairs.source_batches`) and decoded by beam search
-  (:func:`~rnnkit.nn.decoding.beam_search`; greedy for ``beam=1``); the results come back in
-  input order and do not depend on the batching.
+- ``predict``: sources are tokenised, batched by length, sources of one length together so
+  that nothing is padded (:func:`~rnnkit.data.pairs.source_batches`), and decoded by beam
+  search (:func:`~rnnkit.nn.decoding.beam_search`; greedy for ``beam=1``); the results come
+  back in input order and do not depend, bit for bit (scores included), on the batching or on
+  the other sources: the decoder's products compute each row alike in any batch
+  (:func:`rnnkit.runtime.kernels.gemm.exact_rows`).
 - ``evaluate``: one prediction per distinct source, scored against all its references
   (:mod:`rnnkit.apps.translate.metrics`).
 
@@ -528,7 +530,7 @@ class Translator(Estimator):
         results: list[list[Any]] = [[] for _ in ids]
         if not ids:
             return results
-        for batch in source_batches(ids, DECODE_BATCH):
+        for batch in source_batches(ids, DECODE_BATCH, equal_lengths=True):
             max_length = self.max_length(batch.source_lengths)
             if beam == 1:
                 found = [

@@ -10,10 +10,18 @@ the result between threads, beyond NumPy's BLAS (which runs AVX2 kernels on some
 :func:`matmul` falls back to NumPy (silently: the result is the same up to rounding) for what
 the kernel does not cover (dtypes other than float32 and float64 or mixed dtypes, empty
 shapes, rows that are not contiguous) and for the small or narrow products where NumPy's BLAS
-is as fast (:func:`worth_it`).
+is as fast (:func:`worth_it`). Within :func:`exact_rows` it computes on the kernel whatever the
+sizes: the kernel's rows are independent of each other (each element's sum runs in the same
+order whatever the number of rows, the row offset and the threads), so a row of the result
+has the same bits in any batch, which NumPy's BLAS, choosing its path by the shape, does not
+promise. Decoding relies on that: an input's translation must not depend on the batch.
 """
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -55,6 +63,22 @@ def covers(
     if row_sums is not None and not row_sums.flags.writeable:
         return False
     return _rows_contiguous(a) and _rows_contiguous(b)
+
+
+_mode = threading.local()
+
+
+@contextmanager
+def exact_rows() -> Iterator[None]:
+    """Within (in this thread): :func:`matmul` computes on the kernel whenever it covers the
+    operands, also below :func:`worth_it`'s sizes, so that each row of a result has the same
+    bits whatever the other rows (see the module docstring)."""
+    before = getattr(_mode, "exact", False)
+    _mode.exact = True
+    try:
+        yield
+    finally:
+        _mode.exact = before
 
 
 def worth_it(M: int, K: int, N: int) -> bool:
@@ -105,7 +129,7 @@ def matmul(
             raise TypeError(f"row_sums must be a {a.dtype} array, got {got}")
         if row_sums.shape != (M,):
             raise ValueError(f"row_sums must have shape ({M},), got {row_sums.shape}")
-    if not (worth_it(M, K, N) and covers(a, b, bias, row_sums)):
+    if not ((worth_it(M, K, N) or getattr(_mode, "exact", False)) and covers(a, b, bias, row_sums)):
         out = A @ Bm
         if bias is not None:
             out += bias
