@@ -25,11 +25,15 @@ LAYERS = [
 ]
 
 
-def make(kind: str, options: dict, D: int = 5, H: int = 4, dtype=np.float64) -> Recurrent:
+def make(kind: str, options: dict, *, compiled: bool = True) -> Recurrent:
+    """A float64 layer (D = 5, H = 4) on the compiled loops, or on the NumPy ones."""
     options = dict(options)
     layers = options.pop("num_layers", 1)
     cls = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}[kind]
-    return cls(D, H, layers, dtype=dtype, seed=1, **options)
+    layer = cls(5, 4, layers, dtype=np.float64, seed=1, **options)
+    if not compiled:
+        layer.time_loop = None  # the cells' NumPy reference loops
+    return layer
 
 
 def steps(layer: Recurrent, T: int, B: int, rng: np.random.Generator, **kw):
@@ -46,9 +50,7 @@ def steps(layer: Recurrent, T: int, B: int, rng: np.random.Generator, **kw):
 @pytest.mark.parametrize(("kind", "options"), LAYERS)
 @pytest.mark.parametrize("compiled", [True, False])
 def test_transposed_input_weights_give_the_same_outputs(kind, options, compiled):
-    layer = make(kind, options)
-    if not compiled:
-        layer.time_loop = None
+    layer = make(kind, options, compiled=compiled)
     rng = np.random.default_rng(0)
     plain, _ = steps(layer, 4, 3, rng)
     kept, _ = steps(layer, 4, 3, np.random.default_rng(0), weights_t=layer.input_weights_t())
@@ -62,9 +64,7 @@ def test_transposed_input_weights_give_the_same_outputs(kind, options, compiled)
 @pytest.mark.parametrize(("kind", "options"), LAYERS)
 @pytest.mark.parametrize("compiled", [True, False])
 def test_deferred_gradients_equal_the_sum_of_the_plain_ones(kind, options, compiled):
-    layer = make(kind, options)
-    if not compiled:
-        layer.time_loop = None
+    layer = make(kind, options, compiled=compiled)
     rng = np.random.default_rng(1)
     outs, caches = steps(layer, 5, 3, rng)
     dys = [rng.standard_normal(y.shape) for y in outs]
