@@ -388,17 +388,15 @@ class StepCell(Cell):
             raise ValueError("weight_grads needs at least one WeightWork")
         first = works[0]
 
-        def joined(get: Callable[[WeightWork], np.ndarray]) -> np.ndarray:
-            parts = [get(w).reshape(-1, get(w).shape[-1]) for w in works]
-            return (parts[0] if len(parts) == 1 else np.concatenate(parts))[None]  # (1, N, n)
+        def joined(parts: list[np.ndarray]) -> np.ndarray:  # (T_i, B_i, n) each -> (1, N, n)
+            return np.concatenate([a.reshape(-1, a.shape[-1]) for a in parts])[None]
 
-        has_dgh = first.dgh is not None
         work = WeightWork(
-            joined(lambda w: w.da),
-            joined(lambda w: w.dgh) if has_dgh else None,
-            joined(lambda w: w.x),
-            joined(lambda w: w.h_in),
-            tuple(joined(lambda w, i=i: w.saved[i]) for i in range(len(first.saved))),
+            joined([w.da for w in works]),
+            None if first.dgh is None else joined([w.dgh for w in works]),
+            joined([w.x for w in works]),
+            joined([w.h_in for w in works]),
+            tuple(joined([w.saved[i] for w in works]) for i in range(len(first.saved))),
             first.has_bias,
             first.matmul,
         )

@@ -125,10 +125,8 @@ class Linear(Module):
         if not works:
             raise ValueError("weight_grads needs at least one LinearWork")
         O, I = self.out_features, self.in_features
-        dy2 = np.concatenate([w.dy.reshape(-1, O) for w in works]) if len(works) > 1 else (
-            works[0].dy.reshape(-1, O))  # (N, O)  # fmt: skip
-        x2 = np.concatenate([w.x.reshape(-1, I) for w in works]) if len(works) > 1 else (
-            works[0].x.reshape(-1, I))  # (N, I)  # fmt: skip
+        dy2 = np.concatenate([w.dy.reshape(-1, O) for w in works])  # (N, O)
+        x2 = np.concatenate([w.x.reshape(-1, I) for w in works])  # (N, I)
         mm = kernels.matrix_product()
         if mm is None:
             grads = {"weight": dy2.T @ x2}  # (O, I)
