@@ -288,3 +288,65 @@ def test_exact_rows_gives_each_row_the_same_bits_in_any_batch(native, dtype):
             pass
         assert gemm._mode.exact  # nested: restored to the outer setting
     assert not gemm._mode.exact
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_packed_b_gives_the_same_bits(native, every_isa, dtype):
+    """op(b) packed once (pack_b) gives the bits of the product that packs it at each call: on
+    one thread (packed per block of k) and several (packed once, shared), every shape's path,
+    every instruction set."""
+    rng = np.random.default_rng(11)
+    for name in every_isa:
+        native.isa(name)
+        for M, K, N in [*SHAPES, (64, 320, 1024)]:
+            for trans_b in (False, True):
+                a, b, bias = _operands(M, K, N, False, trans_b, dtype, rng)
+                packed = native.pack_b(b, trans_b)
+                for threads in (1, 3):
+                    want, got = np.empty((M, N), dtype), np.empty((M, N), dtype)
+                    native.gemm(a, False, b, trans_b, bias, want, threads)
+                    native.gemm(a, False, packed, False, bias, got, threads)
+                    assert np.array_equal(got, want), (name, M, K, N, trans_b, threads)
+
+
+def test_packed_b_refuses_what_does_not_fit(native, every_isa):
+    rng = np.random.default_rng(12)
+    a, b = rng.standard_normal((4, 6)), rng.standard_normal((6, 5))
+    packed, out = native.pack_b(b, False), np.empty((4, 5))
+    with pytest.raises(ValueError, match="trans_b must be False"):
+        native.gemm(a, False, packed, True, None, out, 1)
+    with pytest.raises(ValueError, match="another function, type or shape"):
+        native.gemm(a.astype(np.float32), False, packed, False, None, out.astype(np.float32), 1)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        native.gemm(a[:, :5], False, packed, False, None, out, 1)
+    with pytest.raises(ValueError, match="another function"):  # W_hh packed for a loop
+        native.gemm(a, False, native.pack_hh(2, False, np.ones((20, 5))), False, None, out, 1)
+    others = [n for n in every_isa if n != native.isa()[0]]
+    if others:  # a layout of another instruction set
+        native.isa(others[0])
+        with pytest.raises(ValueError, match="pack it again"):
+            native.gemm(a, False, packed, False, None, out, 1)
+
+
+def test_matmul_takes_packed_operands(native):
+    rng = np.random.default_rng(13)
+    for dtype in (np.float64, np.float32):
+        a = rng.standard_normal((64, 320)).astype(dtype)
+        W = rng.standard_normal((1024, 320)).astype(dtype)
+        bias = rng.standard_normal(1024).astype(dtype)
+        packed = gemm.pack(W, trans_b=True)
+        want = gemm.matmul(a, W, trans_b=True, bias=bias)
+        assert np.array_equal(gemm.matmul(a, packed, bias=bias), want)
+        small = a[:3, :4], W[:5, :4]  # NumPy's product, from the operand itself
+        got = gemm.matmul(small[0], gemm.pack(small[1], True))
+        assert np.array_equal(got, small[0] @ small[1].T)
+        with gemm.exact_rows():  # the kernel at every size
+            assert np.array_equal(
+                gemm.matmul(small[0], gemm.pack(small[1], True)),
+                gemm.matmul(small[0], small[1], trans_b=True),
+            )
+    with pytest.raises(ValueError, match="trans_b must be False"):
+        gemm.matmul(a, packed, trans_b=True)
+    ints = np.ones((3, 3), dtype=np.int64)
+    assert gemm.pack(ints).kernel is None  # not the kernel's: NumPy's product
+    assert np.array_equal(gemm.matmul(ints, gemm.pack(ints)), ints @ ints)

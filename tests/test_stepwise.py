@@ -1,19 +1,22 @@
-"""A layer run one step at a time, as a decoder with input feeding runs: the input weights kept
-transposed between calls (``Recurrent.input_weights_t``, ``forward(weights_t=...)``) and the
-parameter gradients of many backward calls deferred and made at once
-(``backward(defer=True)``, ``Recurrent.weight_grads``, ``Linear.weight_grads``), each equal in
-float64 to the plain calls, for every cell, stacked and bidirectional, with and without bias,
-on the NumPy and the compiled paths."""
+"""A layer run one step at a time, as a decoder with input feeding runs: the weights packed once
+for many calls (``Recurrent.packed_weights``, ``forward(packed=...)``, ``Linear.packed``), the
+same bits as the plain calls, forward and backward; and the parameter gradients of many backward
+calls deferred and made at once (``backward(defer=True)``, ``Recurrent.weight_grads``,
+``Linear.weight_grads``), each equal in float64 to the plain calls, for every cell, stacked and
+bidirectional, with and without bias, on the NumPy and the compiled paths."""
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import pytest
 
 import rnnkit
 from rnnkit.cells import LSTMCell
-from rnnkit.cells.base import Cell
+from rnnkit.cells.base import Cell, PackedWeights
 from rnnkit.nn.recurrent import Recurrent
+from rnnkit.runtime.kernels import gemm
 
 LAYERS = [
     ("lstm", {}),
@@ -48,17 +51,52 @@ def steps(layer: Recurrent, T: int, B: int, rng: np.random.Generator, **kw):
 
 
 @pytest.mark.parametrize(("kind", "options"), LAYERS)
-@pytest.mark.parametrize("compiled", [True, False])
-def test_transposed_input_weights_give_the_same_outputs(kind, options, compiled):
-    layer = make(kind, options, compiled=compiled)
+@pytest.mark.parametrize("exact", [False, True])
+def test_packed_weights_give_the_same_bits(kind, options, exact):
+    """Forward and backward (plain and deferred) with the weights packed once equal, bit for
+    bit, the calls that pack them: on NumPy's products for small sizes, and on the kernel's
+    (``exact_rows``) at every size."""
+    layer = make(kind, options)
     rng = np.random.default_rng(0)
-    plain, _ = steps(layer, 4, 3, rng)
-    kept, _ = steps(layer, 4, 3, np.random.default_rng(0), weights_t=layer.input_weights_t())
-    for a, b in zip(plain, kept):
-        np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-15)
-    weights_t = layer.input_weights_t()
-    assert all(w.flags.c_contiguous for w in weights_t)
-    assert len(weights_t) == layer.num_layers * layer.num_directions
+    with gemm.exact_rows() if exact else contextlib.nullcontext():
+        plain, plain_caches = steps(layer, 4, 3, rng)
+        packed = layer.packed_weights(backward=True)
+        kept, kept_caches = steps(layer, 4, 3, np.random.default_rng(0), packed=packed)
+        for a, b in zip(plain, kept):
+            np.testing.assert_array_equal(b, a)
+        ds_a = ds_b = None
+        for y, ca, cb in zip(plain[::-1], plain_caches[::-1], kept_caches[::-1]):
+            dy = np.cos(y)
+            dx_c, _, _ = layer.backward(dy, cb, ds_b, defer=True)
+            dx_a, ds_a, g_a = layer.backward(dy, ca, ds_a)
+            dx_b, ds_b, g_b = layer.backward(dy, cb, ds_b)
+            np.testing.assert_array_equal(dx_b, dx_a)
+            np.testing.assert_array_equal(dx_c, dx_a)
+            for name in g_a:
+                np.testing.assert_array_equal(g_b[name], g_a[name], err_msg=name)
+    assert len(packed) == layer.num_layers * layer.num_directions
+    assert all(isinstance(p, PackedWeights) and p.W_hh_back is not None for p in packed)
+    assert all(p.W_ih is None and p.W_hh_back is None for p in layer.packed_weights())
+
+
+def test_numpy_loops_pack_nothing():
+    assert make("lstm", {}, compiled=False).packed_weights() is None
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_linear_packed_weight_gives_the_same_bits(exact):
+    lin = rnnkit.Linear(40, 70, dtype=np.float32, seed=0)
+    x = np.random.default_rng(4).standard_normal((64, 40)).astype(np.float32)
+    with gemm.exact_rows() if exact else contextlib.nullcontext():
+        packed = lin.packed(backward=True)
+        y, cache = lin.forward(x)
+        y2, cache2 = lin.forward(x, packed)
+        np.testing.assert_array_equal(y2, y)
+        np.testing.assert_array_equal(lin.apply(x, lin.packed()), y)
+        dy = np.cos(y)
+        (dx, g), (dx2, g2) = lin.backward(dy, cache), lin.backward(dy, cache2)
+        np.testing.assert_array_equal(dx2, dx)
+        assert all(np.array_equal(g2[k], g[k]) for k in g)
 
 
 @pytest.mark.parametrize(("kind", "options"), LAYERS)
@@ -143,11 +181,10 @@ def test_linear_deferred_gradients(bias):
 def test_bad_arguments():
     layer = rnnkit.LSTM(3, 4, 2, seed=0)
     x = np.ones((1, 2, 3), dtype=np.float32)
-    with pytest.raises(TypeError, match="weights_t must be a tuple of 2 arrays"):
-        layer.forward(x, weights_t=layer.input_weights_t()[0])
-    bad = (layer.input_weights_t()[0].T, layer.input_weights_t()[1])
-    with pytest.raises(ValueError, match=r"weights_t\[0\] must be a C-contiguous float32 array"):
-        layer.forward(x, weights_t=bad)
+    with pytest.raises(TypeError, match="packed must be a tuple of 2 PackedWeights"):
+        layer.forward(x, packed=layer.packed_weights()[0])
+    with pytest.raises(TypeError, match=r"packed\[1\] must be a PackedWeights"):
+        layer.forward(x, packed=(layer.packed_weights()[0], None))
     _, _, cache = layer.forward(x)
     with pytest.raises(TypeError, match="defer must be True or False"):
         layer.backward(np.ones((1, 2, 4), dtype=np.float32), cache, defer="yes")

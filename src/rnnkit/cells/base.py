@@ -76,10 +76,22 @@ class CellParams(NamedTuple):
     W_hh: np.ndarray  # (G*H, H)
     b_ih: np.ndarray | None  # (G*H,), None when the layer has no bias
     b_hh: np.ndarray | None  # (G*H,), None when the layer has no bias
-    #: W_ih^T as a C-contiguous (D, G*H) copy, or None: kept by a caller that runs the cell
-    #: over many short calls with unchanged weights (a decoder run step by step), so that the
-    #: input projection of each call reads it as it is instead of transposing W_ih again.
-    W_ih_t: np.ndarray | None = None
+    #: The weights as the time loop's products read them, made once by its ``pack``
+    #: (:class:`PackedWeights`), or None: kept by a caller that runs the cell over many short
+    #: calls with unchanged weights (a decoder run step by step), so that no call packs them.
+    packed: PackedWeights | None = None
+
+
+class PackedWeights(NamedTuple):
+    """A cell's weights packed once by its compiled time loop (``TimeLoop.pack``) for many calls
+    with unchanged parameters, each read in place of the weight it packs (None: that product
+    packs the weight itself). Copies: they hold until the parameters change (pack again after
+    an optimiser step or ``load_state_dict``). Every product gives the same bits as without."""
+
+    W_ih_t: Any  # W_ih^T for the input projection x W_ih^T (gemm.Packed)
+    W_ih: Any  # W_ih for the input gradient da W_ih (gemm.Packed), or None: forward only
+    W_hh: Any  # W_hh as the forward loop reads it, or None
+    W_hh_back: Any  # W_hh as the backward loop reads it, or None: forward only
 
 
 class CellGrads(NamedTuple):
@@ -160,6 +172,11 @@ class TimeLoop(NamedTuple):
     ``matmul``: the matrix product of the sequence passes around the loops (None: NumPy's).
     ``name``: ``"numpy"`` for the reference, ``"compiled"`` for the extension's loops.
 
+    ``pack(params, backward) -> PackedWeights``: the weights packed for many calls (forward
+    only, or forward and backward), which :class:`CellParams` carries to ``prepare``, the
+    projection and the input gradient; None: the loop packs nothing (NumPy reads the weights
+    as they are).
+
     Neither loop may modify its arguments.
     """
 
@@ -168,6 +185,7 @@ class TimeLoop(NamedTuple):
     prepare: Callable[[CellParams], Any] | None = None
     matmul: MatMul = None
     name: str = "numpy"
+    pack: Callable[[CellParams, bool], PackedWeights] | None = None
 
 
 class Cell:
@@ -340,7 +358,8 @@ class StepCell(Cell):
         )
         loop = self.reference_loop() if loop is None else loop
         bias = self.projection_bias(params)
-        xg = project(x, params.W_ih, bias, loop.matmul, W_t=params.W_ih_t)  # (T, B, G)
+        W_t = None if params.packed is None else params.packed.W_ih_t
+        xg = project(x, params.W_ih, bias, loop.matmul, W_t=W_t)  # (T, B, G)
         prepared = (self.prepare if loop.prepare is None else loop.prepare)(params)
         states, saved = loop.forward(xg, tuple(state0), prepared, mask, reg)
         cache = StepCache(x, tuple(state0), states, saved, params, prepared, mask, reg, loop)
@@ -364,7 +383,8 @@ class StepCell(Cell):
         if defer:
             T, B, G = da.shape
             da2 = da.reshape(T * B, G)
-            dx = da2 @ p.W_ih if loop.matmul is None else loop.matmul(da2, p.W_ih)
+            W = p.W_ih if p.packed is None or p.packed.W_ih is None else p.packed.W_ih
+            dx = da2 @ p.W_ih if loop.matmul is None else loop.matmul(da2, W)
             dx = dx.reshape(T, B, p.W_ih.shape[1])
         else:
             dx, dW_ih, db_ih = input_grads(da, cache.x, p.W_ih, has_bias, loop.matmul)
@@ -438,14 +458,14 @@ def project(
     W: np.ndarray,
     b: np.ndarray | None,
     matmul: MatMul = None,
-    W_t: np.ndarray | None = None,
+    W_t: Any = None,
 ) -> np.ndarray:
     """The input projection of every time step in one matrix product: x W^T + b.
 
     Args: x (T, B, D), W (N, D), b (N,) or None; ``matmul`` the product to use (None: NumPy);
-    ``W_t`` W^T as a contiguous (D, N) array, read instead of W when given (a product with a
-    transposed operand rearranges it first, which costs as much as the product itself when
-    x has few rows, as in a decoder run one step at a time).
+    ``W_t`` W^T packed for ``matmul`` (:func:`rnnkit.runtime.kernels.gemm.pack`), read
+    instead of W when given (the packing costs as much as the product itself when x has few
+    rows, as in a decoder run one step at a time).
     Returns (T, B, N).
     """
     T, B, D = x.shape
@@ -455,7 +475,7 @@ def project(
         if W_t is not None:
             return matmul(x2, W_t, bias=b).reshape(T, B, N)
         return matmul(x2, W, trans_b=True, bias=b).reshape(T, B, N)  # (T, B, N)
-    out = (x2 @ (W.T if W_t is None else W_t)).reshape(T, B, N)  # (T, B, N)
+    out = (x2 @ W.T).reshape(T, B, N)  # (T, B, N)
     if b is not None:
         out += b
     return out

@@ -28,6 +28,16 @@ from rnnkit.runtime import kernels
 
 class LinearCache(NamedTuple):
     x: np.ndarray  # (..., I) the input, kept for dL/dW
+    packed: LinearPacked | None = None  # the weight packed for the backward pass, or None
+
+
+class LinearPacked(NamedTuple):
+    """The weight packed once (:meth:`Linear.packed`) for the products of many calls with an
+    unchanged weight (a decoder's combination, one step at a time): W^T for ``x W^T`` and W for
+    ``dL/dy W`` (:func:`rnnkit.runtime.kernels.gemm.pack`); the same bits as without."""
+
+    W_t: Any  # gemm.Packed of W^T
+    W: Any  # gemm.Packed of W, or None: forward only
 
 
 class LinearWork(NamedTuple):
@@ -88,18 +98,37 @@ class Linear(Module):
         """The number of parameters of a Linear of these sizes: ``O*I`` (+ ``O``), a Python int."""
         return int(out_features) * (int(in_features) + (1 if bias else 0))
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """``x W^T + b`` (..., O) with no cache: inference, for example one streaming step."""
-        return affine(x, self._params["weight"], self._params.get("bias"))
+    def packed(self, backward: bool = False) -> LinearPacked | None:
+        """The weight packed for the products of :meth:`forward` (and :meth:`apply`) or, with
+        ``backward``, of both passes, for their ``packed``: made once for many calls with
+        an unchanged weight (pack again after it changes). None when the products run on
+        NumPy (:func:`rnnkit.runtime.kernels.matrix_product` is None)."""
+        if kernels.matrix_product() is None:
+            return None
+        from rnnkit.runtime.kernels import gemm  # the extension is there
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, LinearCache]:
-        """``x`` (..., I) -> ``y`` (..., O)."""
+        W = self._params["weight"]
+        return LinearPacked(gemm.pack(W, trans_b=True), gemm.pack(W) if backward else None)
+
+    def apply(self, x: np.ndarray, packed: LinearPacked | None = None) -> np.ndarray:
+        """``x W^T + b`` (..., O) with no cache: inference, for example one streaming step;
+        ``packed``: optional, :meth:`packed`."""
+        W_t = None if packed is None else packed.W_t
+        return affine(x, self._params["weight"], self._params.get("bias"), W_t)
+
+    def forward(
+        self, x: np.ndarray, packed: LinearPacked | None = None
+    ) -> tuple[np.ndarray, LinearCache]:
+        """``x`` (..., I) -> ``y`` (..., O); ``packed``: optional, :meth:`packed` of the current
+        weight (also read by :meth:`backward` when packed with ``backward=True``)."""
         x = _checks.features("x", x, self.in_features, self.dtype)
         limits.check_memory(
             lambda: f"the output of {self!r} for x of shape {x.shape}",
             limits.array_bytes((*x.shape[:-1], self.out_features), self.dtype.itemsize),
         )
-        return affine(x, self._params["weight"], self._params.get("bias")), LinearCache(x)
+        W_t = None if packed is None else packed.W_t
+        y = affine(x, self._params["weight"], self._params.get("bias"), W_t)
+        return y, LinearCache(x, packed)
 
     def backward(
         self, dy: np.ndarray, cache: LinearCache, *, defer: bool = False
@@ -114,6 +143,8 @@ class Linear(Module):
         if mm is None:
             dx = dy @ W
         else:
+            if cache.packed is not None and cache.packed.W is not None:
+                W = cache.packed.W  # packed once for many calls
             dx = mm(dy.reshape(-1, self.out_features), W).reshape(cache.x.shape)
         if _checks.boolean("defer", defer):
             return dx, LinearWork(dy, cache.x)
@@ -146,14 +177,18 @@ class Linear(Module):
         )
 
 
-def affine(x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+def affine(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, W_t: Any = None) -> np.ndarray:
     """``x W^T + b`` over the last axis: x (..., I), W (O, I), b (O,) or None -> (..., O), on
-    :func:`rnnkit.runtime.kernels.matrix_product` (NumPy's ``@`` without it)."""
+    :func:`rnnkit.runtime.kernels.matrix_product` (NumPy's ``@`` without it); ``W_t``: optional,
+    W^T packed for it (:func:`rnnkit.runtime.kernels.gemm.pack`), read in place of W."""
     mm = kernels.matrix_product()  # the threaded compiled product, or None: NumPy
     if mm is None:
         y = x @ W.T  # (..., O)
         if b is not None:
             y += b
         return y
-    y = mm(x.reshape(-1, W.shape[1]), W, trans_b=True, bias=b)  # (N, O)
+    if W_t is not None:
+        y = mm(x.reshape(-1, W.shape[1]), W_t, bias=b)  # (N, O)
+    else:
+        y = mm(x.reshape(-1, W.shape[1]), W, trans_b=True, bias=b)  # (N, O)
     return y.reshape(*x.shape[:-1], W.shape[0])

@@ -30,6 +30,7 @@ from rnnkit.cells.base import (
     Cell,
     CellGrads,
     CellParams,
+    PackedWeights,
     Regularisation,
     StepCell,
     StepEquations,
@@ -283,38 +284,41 @@ class Recurrent(Module):
         p = [self._params.get(self._name(k, layer, direction)) for k in PARAM_KINDS]
         return CellParams(*p)
 
-    def input_weights_t(self) -> tuple[np.ndarray, ...]:
-        """Every layer's and direction's input weight transposed, as C-contiguous (D, G*H)
-        copies, in the order ``layer * K + direction``: for :meth:`forward`'s ``weights_t``.
+    def packed_weights(self, backward: bool = False) -> tuple[Any, ...] | None:
+        """Every layer's and direction's weights packed by its time loop
+        (:class:`~rnnkit.cells.base.PackedWeights`, in the order ``layer * K + direction``) for
+        the products of the forward pass or, with ``backward``, of both passes: for
+        :meth:`forward`'s ``packed``. None when the layer's loops pack nothing (the NumPy
+        loops read the weights as they are).
 
         A caller that runs the layer over many short calls (a decoder run one step at a time)
-        makes them once and passes them to each call, so that no call transposes the input
-        weights again. They are copies: they hold as long as the parameters do not change
-        (make them again after an optimiser step or ``load_state_dict``)."""
+        packs once and passes them to each call, so that no call packs the weights again: the
+        same results, bit for bit. They are copies: they hold as long as the parameters do not
+        change (pack again after an optimiser step or ``load_state_dict``)."""
+        pack = None if self.time_loop is None else self.time_loop.pack
+        if pack is None:
+            return None
         return tuple(
-            np.ascontiguousarray(self.cell_params(layer, direction).W_ih.T)
+            pack(self.cell_params(layer, direction), backward)
             for layer in range(self.num_layers)
             for direction in range(self.num_directions)
         )
 
     # -- checks ---------------------------------------------------------------------------------
 
-    def _check_weights_t(self, weights_t: Any) -> None:
-        """``weights_t`` must be shaped like :meth:`input_weights_t`."""
+    def _check_packed(self, packed: Any) -> None:
+        """``packed`` must be shaped like :meth:`packed_weights`' result."""
         n = self.num_layers * self.num_directions
-        if not isinstance(weights_t, tuple) or len(weights_t) != n:
+        if not isinstance(packed, tuple) or len(packed) != n:
             raise TypeError(
-                f"weights_t must be a tuple of {n} arrays (input_weights_t()), got "
-                f"{type(weights_t).__name__}"
+                f"packed must be a tuple of {n} PackedWeights (packed_weights()), got "
+                f"{type(packed).__name__}"
             )
-        for k, w in enumerate(weights_t):
-            W = self.cell_params(k // self.num_directions, k % self.num_directions).W_ih
-            ok = isinstance(w, np.ndarray) and w.shape == W.shape[::-1] and w.dtype == W.dtype
-            if not ok or not w.flags.c_contiguous:
-                raise ValueError(
-                    f"weights_t[{k}] must be a C-contiguous {W.dtype} array of shape "
-                    f"{W.shape[::-1]} (input_weights_t()), got "
-                    f"{getattr(w, 'shape', type(w).__name__)}"
+        for k, p in enumerate(packed):
+            if not isinstance(p, PackedWeights):
+                raise TypeError(
+                    f"packed[{k}] must be a PackedWeights (packed_weights()), got "
+                    f"{type(p).__name__}"
                 )
 
     def _state_shape(self, B: int) -> tuple[int, int, int]:
@@ -391,7 +395,7 @@ class Recurrent(Module):
         state: Any = None,
         lengths: Any = None,
         *,
-        weights_t: tuple[np.ndarray, ...] | None = None,
+        packed: tuple[Any, ...] | None = None,
     ) -> tuple[np.ndarray, Any, RecurrentCache]:
         """Run the layers over a batch of sequences.
 
@@ -404,9 +408,10 @@ class Recurrent(Module):
                 state is the one after its last valid step, and the reverse direction runs over
                 its valid part only (PyTorch's packed sequences). A zero length gives zero
                 outputs and the initial state as final state.
-            weights_t: optional, :meth:`input_weights_t` of the current parameters: the input
-                projections read them instead of transposing the input weights (the same
-                result up to rounding; worth it for many calls of a few steps each).
+            packed: optional, :meth:`packed_weights` of the current parameters: the products
+                read them instead of packing the weights at each call (the same result, bit for
+                bit; worth it for many calls of a few steps each). For :meth:`backward` too,
+                when packed with ``backward=True``.
 
         Returns:
             ``(y, state_T, cache)``: outputs (T, B, K*H) or (B, T, K*H) with ``batch_first``
@@ -431,8 +436,8 @@ class Recurrent(Module):
         state0 = self._check_state("state", state, B)
         K = self.num_directions
         finals = tuple(np.empty(self._state_shape(B), dtype=self.dtype) for _ in state0)
-        if weights_t is not None:
-            self._check_weights_t(weights_t)
+        if packed is not None:
+            self._check_packed(packed)
         layer_in, caches, drop = xt, [], []
         for layer in range(self.num_layers):
             scale = None
@@ -446,8 +451,8 @@ class Recurrent(Module):
                 k = layer * K + direction
                 s0 = tuple(s[k] for s in state0)
                 p = self.cell_params(layer, direction)
-                if weights_t is not None:
-                    p = p._replace(W_ih_t=weights_t[k])
+                if packed is not None:
+                    p = p._replace(packed=packed[k])
                 extra = {} if (reg := self._regularisation(T, B)) is None else {"reg": reg}
                 if self.time_loop is not None:
                     extra["loop"] = self.time_loop

@@ -104,9 +104,17 @@ class DecoderState(NamedTuple):
     source: np.ndarray  # (R,) intp: row r attends memory column source[r]
     state: Any  # the decoder's recurrent state: (L, R, H), or the pair (h, c) for the LSTM
     feed: np.ndarray | None  # (R, H) the last attentional state (input feeding), else None
-    #: the decoder's input weights transposed (Recurrent.input_weights_t), made once by
-    #: ``encode`` for every step of the decoding; None: transposed at each step
-    weights_t: tuple[np.ndarray, ...] | None = None
+    #: the weights of the decoder and of the combination packed for their products
+    #: (Recurrent.packed_weights, Linear.packed), made once by ``encode`` for every step of the
+    #: decoding; None: packed at each step
+    packed: DecodingWeights | None = None
+
+
+class DecodingWeights(NamedTuple):
+    """The weights a decoder run step by step reads at every step, packed once."""
+
+    decoder: tuple[Any, ...] | None  # Recurrent.packed_weights()
+    combine: Any  # Linear.packed()
 
 
 class Seq2Seq(Model):
@@ -378,6 +386,11 @@ class Seq2Seq(Model):
         ht = np.tanh(pre)  # (T, B, H)
         return ht, (c_dec, c_att, c_comb, ht)
 
+    def _decoding_weights(self, backward: bool = False) -> DecodingWeights:
+        """The decoder's and the combination's weights packed for the products of a decoding
+        or a step-by-step forward pass (and of its backward pass, with ``backward``)."""
+        return DecodingWeights(self.decoder.packed_weights(backward), self.combine.packed(backward))
+
     def _stepwise(self) -> bool:
         """Whether training runs the decoder step by step (input feeding, scheduled sampling)."""
         return self.input_feeding or (self.training and self.scheduled_sampling > 0)
@@ -403,7 +416,9 @@ class Seq2Seq(Model):
         used = None
         sampling = self.training and self.scheduled_sampling > 0
         weight = self.target_embedding.parameters()["weight"]
-        weights_t = self.decoder.input_weights_t()  # transposed once, read by every step
+        # the weights packed once for every step's products (forward, and in training, where
+        # the backward pass follows, backward)
+        packed = self._decoding_weights(backward=self.training)
         for t in range(T):
             if sampling and t > 0:
                 rows = np.flatnonzero(self.rng.random(B) < self.scheduled_sampling)
@@ -412,9 +427,9 @@ class Seq2Seq(Model):
                     used[t, rows] = self._logits(ht[t - 1, rows]).argmax(axis=-1)
                     f[t, rows] = weight[used[t, rows]] * (1 if scale is None else scale[t, rows])
             u = f[t] if feed is None else np.concatenate([f[t], feed], axis=-1)
-            h, state, c_dec = self.decoder.forward(u[None], state, weights_t=weights_t)
+            h, state, c_dec = self.decoder.forward(u[None], state, packed=packed.decoder)
             ctx, _, c_att = self.attention.forward(h[0], memory)  # (B, H)
-            pre, c_comb = self.combine.forward(np.concatenate([ctx, h[0]], axis=-1))
+            pre, c_comb = self.combine.forward(np.concatenate([ctx, h[0]], axis=-1), packed.combine)
             ht[t] = np.tanh(pre)  # (B, H)
             feed = None if feed is None else ht[t]
             caches.append((c_dec, c_att, c_comb))
@@ -544,7 +559,7 @@ class Seq2Seq(Model):
         if B == 1:
             twins = self.encode(np.repeat(source, 2, axis=1), np.repeat(lengths, 2))
             return DecoderState(
-                twins.memory.columns([0]), np.arange(1), *self._rows(twins, [0]), twins.weights_t
+                twins.memory.columns([0]), np.arange(1), *self._rows(twins, [0]), twins.packed
             )
         with self.evaluation(), exact_rows():
             e, _ = self.source_embedding.forward(source)
@@ -553,8 +568,8 @@ class Seq2Seq(Model):
             s0, _ = self._initial_state(self._top_state(enc_T))
         feed = np.zeros((B, self.hidden_size), dtype=self.dtype) if self.input_feeding else None
         # the memory laid out column by column: each input's results the same bits in any batch
-        weights_t = self.decoder.input_weights_t()
-        return DecoderState(memory.columns(np.arange(B)), np.arange(B), s0, feed, weights_t)
+        packed = self._decoding_weights()  # once for every step of the decoding
+        return DecoderState(memory.columns(np.arange(B)), np.arange(B), s0, feed, packed)
 
     def decode_step(
         self, tokens: Any, dstate: DecoderState
@@ -580,25 +595,23 @@ class Seq2Seq(Model):
         if len(tokens) == 1:
             twins = DecoderState(
                 dstate.memory.columns(np.repeat(dstate.source, 2)), np.arange(2),
-                *self._rows(dstate, [0, 0]), dstate.weights_t,
+                *self._rows(dstate, [0, 0]), dstate.packed,
             )  # fmt: skip
             log_probs, state, weights = self.decode_step(np.repeat(tokens, 2), twins)
             return (
                 log_probs[:1],
-                DecoderState(
-                    dstate.memory, dstate.source, *self._rows(state, [0]), state.weights_t
-                ),
+                DecoderState(dstate.memory, dstate.source, *self._rows(state, [0]), state.packed),
                 weights[:1],
             )
         with exact_rows():  # each row's products the same bits in any batch
             f = self.target_embedding.parameters()["weight"][tokens]  # (R, E)
             u = f if dstate.feed is None else np.concatenate([f, dstate.feed], axis=-1)
+            packed = dstate.packed or DecodingWeights(None, None)
             with self.decoder.evaluation():
-                h, state, _ = self.decoder.forward(
-                    u[None], dstate.state, weights_t=dstate.weights_t
-                )
+                h, state, _ = self.decoder.forward(u[None], dstate.state, packed=packed.decoder)
             ctx, weights = self.attention.apply_grouped(h[0], dstate.memory, dstate.source)
-            ht = np.tanh(self.combine.apply(np.concatenate([ctx, h[0]], axis=-1)))  # (R, H)
+            cat = np.concatenate([ctx, h[0]], axis=-1)  # (R, 2 H)
+            ht = np.tanh(self.combine.apply(cat, packed.combine))  # (R, H)
             z = self._logits(ht)  # (R, V)
             z = z - z.max(axis=-1, keepdims=True)
             log_probs = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
@@ -609,7 +622,7 @@ class Seq2Seq(Model):
                 dstate.source,
                 state,
                 ht if self.input_feeding else None,
-                dstate.weights_t,
+                dstate.packed,
             ),
             weights,
         )
@@ -629,7 +642,7 @@ class Seq2Seq(Model):
         if 2 * np.count_nonzero(in_use) <= in_use.size:
             memory = memory.columns(np.flatnonzero(in_use))  # (S, M', ...), M' <= M / 2
             source = (np.cumsum(in_use) - 1)[source]  # (N,) the kept columns renumbered
-        return DecoderState(memory, source, *self._rows(dstate, rows), dstate.weights_t)
+        return DecoderState(memory, source, *self._rows(dstate, rows), dstate.packed)
 
     def _rows(self, dstate: DecoderState, rows: Any) -> tuple[Any, np.ndarray | None]:
         """The decoder state and the input feeding of ``rows``, gathered (contiguous)."""

@@ -318,8 +318,7 @@ static int rk_run_blocks(rk_block_fn fn, const void *args, int64_t B, int64_t ro
         threads = RK_MAX_THREADS;
     if (threads <= 1) {
         if (pack)
-            if (pack)
-        pack(w, H, packed);
+            pack(w, H, packed);
         fn(args, 0, B);
         return 0;
     }
@@ -438,6 +437,74 @@ static int real_kind(PyObject *obj, char *kind)
     return 0;
 }
 
+/* -- weights packed once for many calls ------------------------------------------------------- */
+
+/* Weights in a kernel's packed layout, made once and read by many calls while the weights do not
+ * change (a decoder run one step at a time packs them once per sequence instead of once per
+ * step): op(b) of gemm (pack_b), or W_hh of a cell's forward or backward loop (pack_hh). A
+ * capsule named RK_PACKED holds it. The layout is the active instruction set's: a call under
+ * another (after isa() changed it) is refused. */
+#define RK_PACKED "rnnkit._native.packed"
+#define RK_PACKED_GEMM (-1)
+
+typedef struct {
+    const rk_variant *variant; /* whose layout */
+    char kind;                 /* 'f' or 'd' */
+    int what;                  /* RK_PACKED_GEMM, or cell * 2 + backward: W_hh of that loop */
+    int64_t rows, cols;        /* op(b): K, N; W_hh: G H, H */
+    void *data, *base;         /* the packed values, and their allocation */
+} rk_packed;
+
+static void rk_packed_free(PyObject *capsule)
+{
+    rk_packed *p = PyCapsule_GetPointer(capsule, RK_PACKED);
+    if (p) {
+        free(p->base);
+        free(p);
+    }
+}
+
+/* A new capsule owning base (freed with it, also on failure). */
+static PyObject *rk_packed_new(char kind, int what, int64_t rows, int64_t cols, void *data,
+                               void *base)
+{
+    rk_packed *p = malloc(sizeof *p);
+    if (!p) {
+        free(base);
+        return PyErr_NoMemory();
+    }
+    *p = (rk_packed){rk_active, kind, what, rows, cols, data, base};
+    PyObject *capsule = PyCapsule_New(p, RK_PACKED, rk_packed_free);
+    if (!capsule) {
+        free(base);
+        free(p);
+    }
+    return capsule;
+}
+
+/* The packed weights in obj, checked against what the call needs (rows or cols -1: any), or
+ * NULL with an exception set. */
+static const rk_packed *rk_packed_get(PyObject *obj, const char *name, int what, char kind,
+                                      int64_t rows, int64_t cols)
+{
+    rk_packed *p = PyCapsule_GetPointer(obj, RK_PACKED);
+    if (!p)
+        return NULL;
+    if (p->variant != rk_active) {
+        PyErr_Format(PyExc_ValueError, "%s was packed for the instruction set %s, not %s: "
+                     "pack it again", name, p->variant->name, rk_active->name);
+        return NULL;
+    }
+    if (p->what != what || p->kind != kind || (rows >= 0 && p->rows != rows) ||
+        (cols >= 0 && p->cols != cols)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: packed weights of another function, type or shape (%lld, %lld)", name,
+                     (long long)p->rows, (long long)p->cols);
+        return NULL;
+    }
+    return p;
+}
+
 /* -- Python functions ------------------------------------------------------------------------- */
 
 #include "step_plan.h"
@@ -504,9 +571,17 @@ static PyObject *rk_call(const rk_function *f, PyObject *args)
     rk_any_args p;
     memset(&p, 0, sizeof p);
     const void *w_hh = NULL;
+    const rk_packed *given = NULL; /* W_hh packed by pack_hh */
     for (int i = 0; i < n; i++) {
         const rk_array *a = &f->arrays[i];
         PyObject *obj = PyTuple_GET_ITEM(args, i);
+        if (a->at == RK_W_HH && PyCapsule_CheckExact(obj)) {
+            given = rk_packed_get(obj, a->name, f->cell * 2 + f->backward, k,
+                                  rk_size(a->dims[0], &p.c), p.c.H);
+            if (!given)
+                goto fail;
+            continue;
+        }
         int ndim = (int)strlen(a->dims);
         int64_t shape[3];
         for (int d = 0; d < ndim; d++) /* the first array: any shape, it sets the sizes */
@@ -543,7 +618,7 @@ static PyObject *rk_call(const rk_function *f, PyObject *args)
     }
     const rk_cell_fns *fns = &rk_active->cells[f->cell][k == 'f' ? 0 : 1];
     size_t item = k == 'f' ? sizeof(float) : sizeof(double);
-    int64_t packed_size = fns->pack_size[f->backward](p.c.H);
+    int64_t packed_size = given ? 0 : fns->pack_size[f->backward](p.c.H);
     int64_t scratch_size = f->scratch ? p.c.B * p.c.H : 0;
     void *base;
     void *packed = rk_aligned_alloc((packed_size + scratch_size) * item, &base);
@@ -551,12 +626,12 @@ static PyObject *rk_call(const rk_function *f, PyObject *args)
         PyErr_NoMemory();
         goto fail;
     }
-    p.c.packed = packed;
+    p.c.packed = given ? given->data : packed;
     p.c.scratch = f->scratch ? (char *)packed + packed_size * item : NULL;
     int failed, most = threads < 1 ? 1 : threads < RK_MAX_THREADS ? (int)threads : RK_MAX_THREADS;
     Py_BEGIN_ALLOW_THREADS
-    failed = rk_run(fns->loop[f->backward], &p, p.c.B, most, fns->pack[f->backward], w_hh, p.c.H,
-                    packed);
+    failed = rk_run(fns->loop[f->backward], &p, p.c.B, most,
+                    given ? NULL : fns->pack[f->backward], w_hh, p.c.H, packed);
     Py_END_ALLOW_THREADS
     free(base);
     if (failed) {
@@ -708,8 +783,9 @@ PyDoc_STRVAR(gemm_doc,
              "gemm(a, trans_a, b, trans_b, bias, out, threads, row_sums=None)\n--\n\n"
              "out = op(a) @ op(b) (+ bias), op(x) = x.T if trans_x else x; and, unless "
              "row_sums is None, row_sums[i] = sum_k op(a)[i, k].\n"
-             "a, b, out 2-D float32 or float64 (one type) with contiguous rows; bias (N,) "
-             "contiguous or None; row_sums (M,) writable, contiguous, or None.");
+             "a, b, out 2-D float32 or float64 (one type) with contiguous rows, or b the "
+             "packed op(b) of pack_b (then trans_b False); bias (N,) contiguous or None; "
+             "row_sums (M,) writable, contiguous, or None.");
 
 static PyObject *gemm(PyObject *self, PyObject *args)
 {
@@ -727,9 +803,26 @@ static PyObject *gemm(PyObject *self, PyObject *args)
     g.a = rk_matrix(&v, ao, "a", k, 0, &ar, &ac, &lda);
     if (!g.a)
         goto fail;
-    g.b = rk_matrix(&v, bo, "b", k, 0, &br, &bc, &ldb);
-    if (!g.b)
-        goto fail;
+    const rk_packed *packed = NULL;
+    if (PyCapsule_CheckExact(bo)) { /* op(b) packed by pack_b: its K and N */
+        packed = rk_packed_get(bo, "b", RK_PACKED_GEMM, k, -1, -1);
+        if (!packed)
+            goto fail;
+        if (tb) {
+            PyErr_SetString(PyExc_ValueError, "trans_b must be False with packed b (pack_b "
+                                              "packed op(b))");
+            goto fail;
+        }
+        br = packed->rows;
+        bc = packed->cols;
+        g.bpack = packed->data;
+    } else {
+        g.b = rk_matrix(&v, bo, "b", k, 0, &br, &bc, &ldb);
+        if (!g.b)
+            goto fail;
+        g.rsb = tb ? 1 : ldb;
+        g.csb = tb ? ldb : 1;
+    }
     g.c = rk_matrix(&v, oo, "out", k, 1, &cr, &cc, &g.ldc);
     if (!g.c)
         goto fail;
@@ -738,8 +831,6 @@ static PyObject *gemm(PyObject *self, PyObject *args)
     g.N = tb ? br : bc;
     g.rsa = ta ? 1 : lda;
     g.csa = ta ? lda : 1;
-    g.rsb = tb ? 1 : ldb;
-    g.csb = tb ? ldb : 1;
     if ((tb ? bc : br) != g.K || cr != g.M || cc != g.N) {
         PyErr_Format(PyExc_ValueError,
                      "shapes do not match: op(a) (%lld, %lld), op(b) (%lld, %lld), out "
@@ -769,7 +860,7 @@ static PyObject *gemm(PyObject *self, PyObject *args)
     /* on more than one block, op(b) is packed once, while the helpers start; unless it is
      * too large to stay in L3: each block's packing of one block of k at a time is then still
      * in L2 when read, and measured faster than sharing (docs/performance.md) */
-    int share = most > 1 && rows < g.M &&
+    int share = !packed && most > 1 && rows < g.M &&
                 g.K * (g.N + 63) * (k == 'f' ? 4 : 8) <= RK_GEMM_SHARE_BYTES;
     Py_BEGIN_ALLOW_THREADS
     failed = rk_run_blocks(rk_active->gemm[t], &g, g.M, rows, most,
@@ -785,6 +876,95 @@ static PyObject *gemm(PyObject *self, PyObject *args)
 fail:
     release_all(&v);
     return NULL;
+}
+
+PyDoc_STRVAR(pack_b_doc,
+             "pack_b(b, trans_b)\n--\n\n"
+             "op(b) (K, N), op(b) = b.T if trans_b else b, packed as gemm packs it, for "
+             "gemm(a, trans_a, packed, False, ...): the same products, without packing op(b) "
+             "at each call. b 2-D float32 or float64 with contiguous rows. The packed values "
+             "are a copy: they do not follow later changes of b.");
+
+static PyObject *pack_b(PyObject *self, PyObject *args)
+{
+    PyObject *bo;
+    int tb;
+    if (!PyArg_ParseTuple(args, "Op", &bo, &tb))
+        return NULL;
+    char k;
+    if (real_kind(bo, &k) < 0)
+        return NULL;
+    rk_views v = {.n = 0};
+    rk_gemm_args g;
+    memset(&g, 0, sizeof g);
+    int64_t br, bc, ldb;
+    g.b = rk_matrix(&v, bo, "b", k, 0, &br, &bc, &ldb);
+    if (!g.b) {
+        release_all(&v);
+        return NULL;
+    }
+    g.K = tb ? bc : br;
+    g.N = tb ? br : bc;
+    g.rsb = tb ? 1 : ldb;
+    g.csb = tb ? ldb : 1;
+    Py_BEGIN_ALLOW_THREADS
+    rk_active->gemm_pack_shared[k == 'f' ? 0 : 1](&g, 0, NULL);
+    Py_END_ALLOW_THREADS
+    release_all(&v);
+    if (g.failed || !g.bpack) {
+        free(g.bpack_base);
+        return PyErr_NoMemory();
+    }
+    return rk_packed_new(k, RK_PACKED_GEMM, g.K, g.N, (void *)g.bpack, g.bpack_base);
+}
+
+PyDoc_STRVAR(pack_hh_doc,
+             "pack_hh(cell, backward, w_hh)\n--\n\n"
+             "W_hh (G H, H) of the cell with this code (its position in CELLS) packed as its "
+             "forward (backward False) or backward loop packs it, for that loop in place of "
+             "w_hh: the same results, without packing at each call. A copy: it does not follow "
+             "later changes of w_hh.");
+
+static PyObject *pack_hh(PyObject *self, PyObject *args)
+{
+    int cell, backward;
+    PyObject *wo;
+    if (!PyArg_ParseTuple(args, "ipO", &cell, &backward, &wo))
+        return NULL;
+    if (cell < 0 || cell >= RK_N_CELLS) {
+        PyErr_Format(PyExc_ValueError, "cell must be a code in [0, %d), got %d", RK_N_CELLS,
+                     cell);
+        return NULL;
+    }
+    char k;
+    if (real_kind(wo, &k) < 0)
+        return NULL;
+    rk_views v = {.n = 0};
+    int64_t any[2] = {-1, -1};
+    const void *w = get(&v, wo, "w_hh", k, 0, 2, any);
+    if (!w) {
+        release_all(&v);
+        return NULL;
+    }
+    int64_t rows = v.views[0].shape[0], H = v.views[0].shape[1];
+    if (H < 1 || rows < H || rows % H) {
+        PyErr_Format(PyExc_ValueError, "w_hh must be (G H, H), got (%lld, %lld)",
+                     (long long)rows, (long long)H);
+        release_all(&v);
+        return NULL;
+    }
+    const rk_cell_fns *fns = &rk_active->cells[cell][k == 'f' ? 0 : 1];
+    size_t item = k == 'f' ? sizeof(float) : sizeof(double);
+    void *base, *packed = rk_aligned_alloc(fns->pack_size[backward](H) * item, &base);
+    if (!packed) {
+        release_all(&v);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    fns->pack[backward](w, H, packed);
+    Py_END_ALLOW_THREADS
+    release_all(&v);
+    return rk_packed_new(k, cell * 2 + backward, rows, H, packed, base);
 }
 
 /* Elementwise exp, sigmoid and tanh of a contiguous array into another, for the accuracy tests. */
@@ -876,6 +1056,8 @@ static PyMethodDef methods[] = {
     RK_CELLS(RK_METHODS)
 #undef RK_METHODS
     {"gemm", gemm, METH_VARARGS, gemm_doc},
+    {"pack_b", pack_b, METH_VARARGS, pack_b_doc},
+    {"pack_hh", pack_hh, METH_VARARGS, pack_hh_doc},
     {"vmath", vmath, METH_VARARGS, vmath_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -81,6 +82,27 @@ def exact_rows() -> Iterator[None]:
         _mode.exact = before
 
 
+class Packed(NamedTuple):
+    """``op(b)`` packed once for the kernel (:func:`pack`), for many products with the same
+    ``b``: :func:`matmul` takes it in place of ``b`` and skips the packing that each product
+    otherwise starts with (a copy of all of ``op(b)`` into the kernel's panels, as long as the
+    multiply-adds themselves when ``a`` has a few dozen rows, as in a decoder run one step at a
+    time). The result has the same bits as with ``b`` itself. Valid while ``b`` does not change:
+    the kernel reads the packed copy, NumPy's product (small sizes) ``b`` itself, so after a
+    change (an optimiser step) pack again."""
+
+    b: np.ndarray  # b as given (not copied): for the products the kernel does not compute
+    trans_b: bool
+    kernel: Any  # the extension's packed op(b), or None where the kernel does not cover b
+
+
+def pack(b: np.ndarray, trans_b: bool = False) -> Packed:
+    """``op(b)`` (``b.T`` when ``trans_b``) packed for :func:`matmul` (see :class:`Packed`)."""
+    module = extension.native()
+    ok = module is not None and covers(b, b)
+    return Packed(b, bool(trans_b), module.pack_b(b, bool(trans_b)) if ok else None)
+
+
 def worth_it(M: int, K: int, N: int) -> bool:
     """Whether the kernel is expected to beat NumPy's BLAS on a (M, K) x (K, N) product."""
     return N >= MIN_COLUMNS and M * K * N >= MIN_WORK
@@ -93,7 +115,7 @@ def threads_for(work: int) -> int:
 
 def matmul(
     a: np.ndarray,
-    b: np.ndarray,
+    b: np.ndarray | Packed,
     *,
     trans_a: bool = False,
     trans_b: bool = False,
@@ -114,10 +136,16 @@ def matmul(
     in place), in float64, so that a float32 sum over a long ``K = T B`` loses nothing; no
     other pass over ``da`` from memory. NumPy's fallback computes ``op(a).sum(axis=1)``.
 
-    Args: a (M, K) or (K, M) transposed, b (K, N) or (N, K) transposed, bias (N,) or None,
-    row_sums (M,) of a's dtype, written in place, or None.
+    Args: a (M, K) or (K, M) transposed, b (K, N) or (N, K) transposed, or op(b) packed by
+    :func:`pack` (then ``trans_b`` False), bias (N,) or None, row_sums (M,) of a's dtype,
+    written in place, or None.
     Returns (M, N), a new C-contiguous array.
     """
+    packed = None
+    if isinstance(b, Packed):
+        if trans_b:
+            raise ValueError("trans_b must be False with a Packed b (it holds op(b))")
+        packed, b, trans_b = b.kernel, b.b, b.trans_b
     A = a.T if trans_a else a  # (M, K)
     Bm = b.T if trans_b else b  # (K, N)
     if A.shape[1] != Bm.shape[0]:
@@ -137,5 +165,7 @@ def matmul(
             A.sum(axis=1, out=row_sums)
         return out
     out = workspace.empty((M, N), a.dtype)
+    if packed is not None:
+        b, trans_b = packed, False
     extension.native().gemm(a, trans_a, b, trans_b, bias, out, threads_for(M * K * N), row_sums)
     return out

@@ -37,22 +37,38 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rnnkit.cells import timeloop
-from rnnkit.cells.base import CellParams, TimeLoop
+from rnnkit.cells.base import CellParams, PackedWeights, TimeLoop
 from rnnkit.runtime import workspace
 from rnnkit.runtime.kernels import extension, gemm
 
 
+class PackedLoop(NamedTuple):
+    """W_hh packed by the extension for one of a cell's loops (``_native.pack_hh``), which the
+    loop takes in place of ``w_hh``; ``shape`` is W_hh's (G, H)."""
+
+    kernel: Any
+    shape: tuple[int, int]
+
+
 class Prepared(NamedTuple):
     """The recurrent parameters of a compiled loop: the weights as the layer stores them, which
-    the extension takes as they are, and the cell's reference layout for the fallback (made only
-    when the fallback runs)."""
+    the extension takes as they are (or as :func:`pack` packed them), and the cell's reference
+    layout for the fallback (made only when the fallback runs)."""
 
     cell: Any
     params: CellParams
 
     @property
-    def w_hh(self) -> np.ndarray:
-        return self.params.W_hh  # (G, H)
+    def w_hh(self) -> np.ndarray | PackedLoop:
+        """W_hh (G, H) for the forward loop."""
+        packed = self.params.packed
+        return self.params.W_hh if packed is None or packed.W_hh is None else packed.W_hh
+
+    @property
+    def w_hh_back(self) -> np.ndarray | PackedLoop:
+        """W_hh (G, H) for the backward loop."""
+        packed = self.params.packed
+        return self.params.W_hh if packed is None or packed.W_hh_back is None else packed.W_hh_back
 
     @property
     def b_hh(self) -> np.ndarray | None:
@@ -85,6 +101,29 @@ def compiled_loop(cell: Any) -> TimeLoop | None:
         prepare=partial(prepare, cell),
         matmul=gemm.matmul,
         name="compiled",
+        pack=partial(pack, cell),
+    )
+
+
+def pack(cell: Any, params: CellParams, backward: bool = False) -> PackedWeights:
+    """``params``' weights packed for the products of ``cell``'s compiled sequence passes, the
+    forward ones or (``backward``) those of both passes: for many calls with unchanged weights
+    (see :class:`~rnnkit.cells.base.PackedWeights`). Each call then computes the same bits as
+    with the weights themselves."""
+    module = extension.native()
+    code = module.CELLS.index(cell.kernel)
+    W_hh = params.W_hh
+
+    def loop(back: bool) -> PackedLoop | None:
+        if not extension.covers(W_hh.dtype, W_hh.shape, None):
+            return None
+        return PackedLoop(module.pack_hh(code, back, np.ascontiguousarray(W_hh)), W_hh.shape)
+
+    return PackedWeights(
+        gemm.pack(params.W_ih, trans_b=True),
+        gemm.pack(params.W_ih) if backward else None,
+        loop(False),
+        loop(True) if backward else None,
     )
 
 
@@ -186,7 +225,11 @@ def _call(
     how = call.layout
     args: list[Any] = [None] * how.size
     for pos, k in call.inputs:
-        args[pos] = np.ascontiguousarray(values[k], dtype=dt)
+        value = values[k]
+        if isinstance(value, PackedLoop):  # W_hh packed once for many calls
+            args[pos] = value.kernel
+        else:
+            args[pos] = np.ascontiguousarray(value, dtype=dt)
     if how.mask >= 0:
         args[how.mask] = extension.mask2d(mask, T, B)
     sizes, out = (T, B, H), []
@@ -194,7 +237,7 @@ def _call(
         shape = tuple([sizes[i] * k for i, k in dims])
         a = args[pos] = workspace.empty(shape, dt) if dims[0][0] == 0 else np.empty(shape, dt)
         out.append(a)
-    G = args[how.weights].shape[0]
+    G = next(values[k] for pos, k in call.inputs if pos == how.weights).shape[0]
     how.function(*args, extension.threads_for(B, T * B * G * H))
     return out
 
@@ -238,7 +281,7 @@ def backward(
         args = (dhs, dstate_T, states, state0, saved, P.reference, mask, reg)
         return timeloop.backward(cell.equations, *args)
     binding = bind(cell.kernel, cell.state_names)
-    values = (dhs, P.w_hh, *dstate_T, *states, *state0, *saved)
+    values = (dhs, P.w_hh_back, *dstate_T, *states, *state0, *saved)
     out = _call(binding.backward, values, mask, T, B, H, dt)
     dgh = None if binding.dgh < 0 else out[binding.dgh]
     return out[binding.da], dgh, tuple([out[k] for k in binding.dstate0])
