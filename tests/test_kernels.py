@@ -222,6 +222,34 @@ def test_native_checks_its_arguments(native):
         native.lstm_forward(xg, h0, h0, W, None, outs[0][::-1], *outs[1:], 1)
 
 
+def test_packed_w_hh_is_checked(native):
+    """W_hh packed by pack_hh runs only in the loop it was packed for, at its size and type;
+    in it, the loop gives the bits of the call that packs W_hh itself (every cell:
+    tests/test_stepwise.py)."""
+    T, B, H = 2, 3, 4
+    f = np.float32
+    lstm = native.CELLS.index("lstm")
+    xg, h0 = np.ones((T, B, 4 * H), f), np.zeros((B, H), f)
+    outs = [np.empty((T, B, n), f) for n in (H, H, 4 * H, H)]
+    W = np.random.default_rng(0).standard_normal((4 * H, H)).astype(f)
+    native.lstm_forward(xg, h0, h0, native.pack_hh(lstm, False, W), None, *outs, 1)
+    packed_hs = outs[0].copy()
+    native.lstm_forward(xg, h0, h0, W, None, *outs, 1)
+    np.testing.assert_array_equal(packed_hs, outs[0])
+    for other, match in [
+        (native.pack_hh(lstm, True, W), "another function"),  # the backward loop's layout
+        (native.pack_hh(native.CELLS.index("gru_after"), False, W[:12]), "another function"),
+        (native.pack_hh(lstm, False, W.astype(np.float64)), "another function, type"),
+        (native.pack_hh(lstm, False, np.ones((20, 5), f)), r"shape \(20, 5\)"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            native.lstm_forward(xg, h0, h0, other, None, *outs, 1)
+    with pytest.raises(ValueError, match="cell must be a code"):
+        native.pack_hh(len(native.CELLS), False, W)
+    with pytest.raises(ValueError, match=r"w_hh must be \(G H, H\)"):
+        native.pack_hh(lstm, False, np.ones((6, 4), f))
+
+
 # -- which time loop a layer takes, and a cell ---------------------------------------------------
 
 
