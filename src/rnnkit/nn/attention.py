@@ -95,7 +95,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rnnkit import _checks, limits
-from rnnkit.nn.linear import affine
+from rnnkit.nn.linear import affine, affine_backward
 from rnnkit.nn.module import Module
 
 SCORES = ("dot", "general", "additive")
@@ -190,9 +190,8 @@ def project_keys_backward(
         return dmemory.keys + dmemory.projected, {}
     name = "weight" if score == "general" else "key_weight"
     W = params[name]  # (P, K)
-    dp = dmemory.projected  # (S, B, P)
-    dkeys = dmemory.keys + dp @ W  # (S, B, K)
-    dW = dp.reshape(-1, W.shape[0]).T @ keys.reshape(-1, W.shape[1])  # (P, K)
+    dkeys, dW = affine_backward(dmemory.projected, keys, W)  # (S, B, K), (P, K)
+    dkeys += dmemory.keys
     return dkeys, {name: dW}
 
 

@@ -192,3 +192,15 @@ def affine(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, W_t: Any = None) 
     else:
         y = mm(x.reshape(-1, W.shape[1]), W, trans_b=True, bias=b)  # (N, O)
     return y.reshape(*x.shape[:-1], W.shape[0])
+
+
+def affine_backward(dy: np.ndarray, x: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The gradients of :func:`affine` but the bias's: ``dL/dx = dL/dy W`` (..., I) and
+    ``dL/dW = sum dL/dy^T x`` (O, I) over every leading position, from dy (..., O) and x
+    (..., I), on :func:`rnnkit.runtime.kernels.matrix_product` (NumPy's ``@`` without it)."""
+    O, I = W.shape
+    dy2, x2 = dy.reshape(-1, O), x.reshape(-1, I)
+    mm = kernels.matrix_product()
+    if mm is None:
+        return dy @ W, dy2.T @ x2
+    return mm(dy2, W).reshape(x.shape), mm(dy2, x2, trans_a=True)
