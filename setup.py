@@ -27,12 +27,15 @@ HEADERS = [
     "step_loops.h",
     "variant.h",
     "step_plan.h",
+    "adam.h",
 ]
 
 # -fno-trapping-math lets GCC turn the clamps of the vectorised exp into blends below AVX-512
 # (else those loops run scalar: 6x slower with AVX2); the loops read no floating-point flags.
 # -g0: the debug information Python's default flags ask for would triple the library's size.
+# -fno-math-errno: square roots as instructions (vectorised), not calls that may set errno.
 args = [] if sys.platform == "win32" else ["-O3", "-std=gnu11", "-fno-trapping-math", "-g0"]
+args += [] if sys.platform == "win32" else ["-fno-math-errno"]
 macros = [("RNNKIT_NO_VARIANTS", "1")] if os.environ.get("RNNKIT_NO_VARIANTS") else []
 args += os.environ.get("RNNKIT_CFLAGS", "").split()
 

@@ -30,6 +30,14 @@ import numpy as np
 State = dict[str, np.ndarray]  # one parameter's state arrays, by name
 
 
+def _compiled_adam(param: np.ndarray, grad: np.ndarray, state: State, **values: Any) -> bool:
+    """:func:`rnnkit.runtime.kernels.updates.adam` (imported here: the rules themselves need
+    NumPy only), or False where it does not run."""
+    from rnnkit.runtime.kernels import updates
+
+    return updates.adam(param, grad, state, **values)
+
+
 def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
     r""":math:`s \leftarrow s + w (e - s)` in place, rounded as ``torch.lerp`` rounds it: for
     :math:`|w| \ge 0.5` torch evaluates the equal :math:`e - (e - s)(1 - w)`."""
@@ -104,9 +112,21 @@ def adam(
 
     on ``state`` ``exp_avg`` (m), ``exp_avg_sq`` (v) and, with amsgrad, ``max_exp_avg_sq``
     (:math:`v^{max} \leftarrow \hat v`). Rounded as torch: m by :func:`lerp_`, :math:`g^2` as
-    ``addcmul`` forms it, and :math:`\sqrt{1 - \beta_2^t}` as ``** 0.5``.
+    ``addcmul`` forms it, and :math:`\sqrt{1 - \beta_2^t}` as ``** 0.5``. Where the compiled
+    kernels run, the extension makes these operations in one pass over memory, with the same
+    bits (:func:`rnnkit.runtime.kernels.updates.adam`).
     """
     beta1, beta2 = betas
+    bias_correction1 = 1 - beta1 ** float(step)
+    bias_correction2 = 1 - beta2 ** float(step)
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2**0.5  # torch's spelling; math.sqrt may round apart
+    if _compiled_adam(
+        param, grad, state, w=1 - beta1, beta2=beta2, weight_decay=weight_decay,
+        decoupled=decoupled, keep=1 - lr * weight_decay, bc2_sqrt=bias_correction2_sqrt,
+        eps=eps, neg_step=-step_size,
+    ):  # fmt: skip
+        return  # the same operations in one pass over memory, the same bits
     exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
     g = grad
     if weight_decay != 0:
@@ -117,10 +137,6 @@ def adam(
     lerp_(exp_avg, g, 1 - beta1)
     exp_avg_sq *= beta2
     exp_avg_sq += (1 - beta2) * g * g  # torch's addcmul order
-    bias_correction1 = 1 - beta1 ** float(step)
-    bias_correction2 = 1 - beta2 ** float(step)
-    step_size = lr / bias_correction1
-    bias_correction2_sqrt = bias_correction2**0.5  # torch's spelling; math.sqrt may round apart
     if amsgrad:
         max_exp_avg_sq = state["max_exp_avg_sq"]
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)

@@ -102,6 +102,15 @@ typedef struct {
     int failed;        /* set by a block (or the packing of op(b)) short of memory */
 } rk_gemm_args;
 
+/* One Adam / AdamW step on one parameter (adam.h): the arrays (n values each) and the
+ * hyper-parameters as the NumPy rule has them (Python floats, rounded to the arrays' type). */
+typedef struct {
+    void *param, *exp_avg, *exp_avg_sq, *max_exp_avg_sq; /* max_exp_avg_sq: NULL unless amsgrad */
+    const void *grad;
+    double w, one_minus_w, beta2, one_minus_beta2, weight_decay, keep, bc2_sqrt, eps, neg_step;
+    int small_w, l2, decoupled;
+} rk_adam_args;
+
 /* One cell's loops in one type, each direction's [0] forward, [1] backward. */
 typedef struct {
     int64_t (*pack_size[2])(int64_t H); /* in values */
@@ -143,6 +152,7 @@ typedef struct {
     void (*step[2])(const rk_step_args *args); /* float, double */
     rk_block_fn gemm[2];                       /* float, double: rows of a rk_gemm_args */
     void (*gemm_pack_shared[2])(const void *, int64_t, void *); /* op(b) for every block */
+    rk_block_fn adam[2];                                        /* elements of a rk_adam_args */
 } rk_variant;
 
 /* Aligned scratch for the packed weights: the micro-kernel loads whole aligned vectors. */
@@ -967,6 +977,59 @@ static PyObject *pack_hh(PyObject *self, PyObject *args)
     return rk_packed_new(k, cell * 2 + backward, rows, H, packed, base);
 }
 
+PyDoc_STRVAR(adam_doc,
+             "adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, w, one_minus_w, beta2, "
+             "one_minus_beta2, weight_decay, l2, decoupled, keep, bc2_sqrt, eps, neg_step, "
+             "threads)\n--\n\n"
+             "One Adam/AdamW step in place, every element in one pass, rounded as "
+             "rnnkit.optim.updates.adam: param, exp_avg, exp_avg_sq (and max_exp_avg_sq, or None "
+             "without amsgrad) writable, grad read; all C-contiguous, one shape, float32 or "
+             "float64.");
+
+static PyObject *adam(PyObject *self, PyObject *args)
+{
+    PyObject *po, *go, *mo, *vo, *xo;
+    rk_adam_args a;
+    memset(&a, 0, sizeof a);
+    int threads;
+    if (!PyArg_ParseTuple(args, "OOOOOdddddppddddi", &po, &go, &mo, &vo, &xo, &a.w,
+                          &a.one_minus_w, &a.beta2, &a.one_minus_beta2, &a.weight_decay, &a.l2,
+                          &a.decoupled, &a.keep, &a.bc2_sqrt, &a.eps, &a.neg_step, &threads))
+        return NULL;
+    char k;
+    if (real_kind(po, &k) < 0)
+        return NULL;
+    rk_views v = {.n = 0};
+    int64_t any[1] = {-1};
+    a.param = get(&v, po, "param", k, 1, 1, any);
+    if (!a.param)
+        goto fail;
+    int64_t n[1] = {v.views[0].shape[0]};
+    a.grad = get(&v, go, "grad", k, 0, 1, n);
+    a.exp_avg = a.grad ? get(&v, mo, "exp_avg", k, 1, 1, n) : NULL;
+    a.exp_avg_sq = a.exp_avg ? get(&v, vo, "exp_avg_sq", k, 1, 1, n) : NULL;
+    if (!a.exp_avg_sq)
+        goto fail;
+    if (xo != Py_None && !(a.max_exp_avg_sq = get(&v, xo, "max_exp_avg_sq", k, 1, 1, n)))
+        goto fail;
+    a.small_w = fabs(a.w) < 0.5;
+    int most = threads < 1 ? 1 : threads < RK_MAX_THREADS ? threads : RK_MAX_THREADS;
+    int64_t rows = (n[0] + most - 1) / most;
+    rows = (rows + 15) / 16 * 16; /* whole cache lines per thread */
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    failed = rk_run_blocks(rk_active->adam[k == 'f' ? 0 : 1], &a, n[0], rows, most, NULL, NULL, 0,
+                           NULL);
+    Py_END_ALLOW_THREADS
+    release_all(&v);
+    if (failed)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+fail:
+    release_all(&v);
+    return NULL;
+}
+
 /* Elementwise exp, sigmoid and tanh of a contiguous array into another, for the accuracy tests. */
 PyDoc_STRVAR(vmath_doc, "vmath(name, x, out)\n--\n\n"
                         "out = name(x) elementwise, name in 'exp', 'sigmoid', 'tanh' (tests).");
@@ -1057,6 +1120,7 @@ static PyMethodDef methods[] = {
 #undef RK_METHODS
     {"gemm", gemm, METH_VARARGS, gemm_doc},
     {"pack_b", pack_b, METH_VARARGS, pack_b_doc},
+    {"adam", adam, METH_VARARGS, adam_doc},
     {"pack_hh", pack_hh, METH_VARARGS, pack_hh_doc},
     {"vmath", vmath, METH_VARARGS, vmath_doc},
     {NULL, NULL, 0, NULL},

@@ -8,6 +8,7 @@
 #define SUF RK_CAT(ISA, _f32)
 #define SIGMOID rk_sigmoidf
 #define TANH rk_tanhf
+#define RK_ADAM_SQRT __builtin_sqrtf
 #include "microkernel.h"
 #include "gemm.h"
 #include "loop_parts.h"
@@ -15,6 +16,8 @@
 #include "gru_loops.h"
 #include "rnn_loops.h"
 #include "step_loops.h"
+#include "adam.h"
+#undef RK_ADAM_SQRT
 #undef REAL
 #undef RK_REAL_BYTES
 #undef RK_LANE_INDEX
@@ -28,6 +31,7 @@
 #define SUF RK_CAT(ISA, _f64)
 #define SIGMOID rk_sigmoid
 #define TANH rk_tanh
+#define RK_ADAM_SQRT __builtin_sqrt
 #include "microkernel.h"
 #include "gemm.h"
 #include "loop_parts.h"
@@ -35,6 +39,8 @@
 #include "gru_loops.h"
 #include "rnn_loops.h"
 #include "step_loops.h"
+#include "adam.h"
+#undef RK_ADAM_SQRT
 #undef REAL
 #undef RK_REAL_BYTES
 #undef RK_LANE_INDEX
@@ -62,6 +68,7 @@ static const rk_variant RK_CAT(rk_variant, ISA) = {
     {RK_CAT(rk_gemm_rows, RK_CAT(ISA, _f32)), RK_CAT(rk_gemm_rows, RK_CAT(ISA, _f64))},
     {RK_CAT(rk_gemm_pack_shared, RK_CAT(ISA, _f32)),
      RK_CAT(rk_gemm_pack_shared, RK_CAT(ISA, _f64))},
+    {RK_CAT(rk_adam_rows, RK_CAT(ISA, _f32)), RK_CAT(rk_adam_rows, RK_CAT(ISA, _f64))},
 };
 #undef RK_ENTRY
 #undef RK_CELL
