@@ -797,6 +797,21 @@ PyDoc_STRVAR(gemm_doc,
              "packed op(b) of pack_b (then trans_b False); bias (N,) contiguous or None; "
              "row_sums (M,) writable, contiguous, or None.");
 
+/* b (2-D, contiguous rows) as op(b) of g: its data, strides and N, and its K in *K; -1 with an
+ * exception set when it is not such an array. */
+static int rk_gemm_b(rk_views *v, PyObject *bo, char kind, int tb, rk_gemm_args *g, int64_t *K)
+{
+    int64_t br, bc, ldb;
+    g->b = rk_matrix(v, bo, "b", kind, 0, &br, &bc, &ldb);
+    if (!g->b)
+        return -1;
+    *K = tb ? bc : br;
+    g->N = tb ? br : bc;
+    g->rsb = tb ? 1 : ldb;
+    g->csb = tb ? ldb : 1;
+    return 0;
+}
+
 static PyObject *gemm(PyObject *self, PyObject *args)
 {
     PyObject *ao, *bo, *biaso, *oo, *rso = Py_None;
@@ -809,7 +824,7 @@ static PyObject *gemm(PyObject *self, PyObject *args)
     rk_views v = {.n = 0};
     rk_gemm_args g;
     memset(&g, 0, sizeof g);
-    int64_t ar, ac, lda, br, bc, ldb, cr, cc;
+    int64_t ar, ac, lda, Kb, cr, cc;
     g.a = rk_matrix(&v, ao, "a", k, 0, &ar, &ac, &lda);
     if (!g.a)
         goto fail;
@@ -823,29 +838,24 @@ static PyObject *gemm(PyObject *self, PyObject *args)
                                               "packed op(b))");
             goto fail;
         }
-        br = packed->rows;
-        bc = packed->cols;
+        Kb = packed->rows;
+        g.N = packed->cols;
         g.bpack = packed->data;
-    } else {
-        g.b = rk_matrix(&v, bo, "b", k, 0, &br, &bc, &ldb);
-        if (!g.b)
-            goto fail;
-        g.rsb = tb ? 1 : ldb;
-        g.csb = tb ? ldb : 1;
+    } else if (rk_gemm_b(&v, bo, k, tb, &g, &Kb) < 0) {
+        goto fail;
     }
     g.c = rk_matrix(&v, oo, "out", k, 1, &cr, &cc, &g.ldc);
     if (!g.c)
         goto fail;
     g.M = ta ? ac : ar;
     g.K = ta ? ar : ac;
-    g.N = tb ? br : bc;
     g.rsa = ta ? 1 : lda;
     g.csa = ta ? lda : 1;
-    if ((tb ? bc : br) != g.K || cr != g.M || cc != g.N) {
+    if (Kb != g.K || cr != g.M || cc != g.N) {
         PyErr_Format(PyExc_ValueError,
                      "shapes do not match: op(a) (%lld, %lld), op(b) (%lld, %lld), out "
                      "(%lld, %lld)",
-                     (long long)g.M, (long long)g.K, (long long)(tb ? bc : br), (long long)g.N,
+                     (long long)g.M, (long long)g.K, (long long)Kb, (long long)g.N,
                      (long long)cr, (long long)cc);
         goto fail;
     }
@@ -907,16 +917,10 @@ static PyObject *pack_b(PyObject *self, PyObject *args)
     rk_views v = {.n = 0};
     rk_gemm_args g;
     memset(&g, 0, sizeof g);
-    int64_t br, bc, ldb;
-    g.b = rk_matrix(&v, bo, "b", k, 0, &br, &bc, &ldb);
-    if (!g.b) {
+    if (rk_gemm_b(&v, bo, k, tb, &g, &g.K) < 0) {
         release_all(&v);
         return NULL;
     }
-    g.K = tb ? bc : br;
-    g.N = tb ? br : bc;
-    g.rsb = tb ? 1 : ldb;
-    g.csb = tb ? ldb : 1;
     Py_BEGIN_ALLOW_THREADS
     rk_active->gemm_pack_shared[k == 'f' ? 0 : 1](&g, 0, NULL);
     Py_END_ALLOW_THREADS
