@@ -66,8 +66,8 @@ def test_fused_adam_covers_only_what_it_can(native):
     rng = np.random.default_rng(1)
     param = rng.standard_normal((6, 8))
     state = {"exp_avg": np.zeros_like(param), "exp_avg_sq": np.zeros_like(param)}
-    values = dict(w=0.1, beta2=0.999, weight_decay=0.0, decoupled=False, keep=1.0,
-                  bc2_sqrt=0.5, eps=1e-8, neg_step=-0.01)  # fmt: skip
+    values = dict(w=0.1, beta2=0.999, weight_decay=0.0, decoupled=False, amsgrad=False,
+                  keep=1.0, bc2_sqrt=0.5, eps=1e-8, neg_step=-0.01)  # fmt: skip
     before = param.copy()
     assert not compiled.adam(param, param[:, ::2].T.copy().T, state, **values)  # shape
     assert not compiled.adam(param, np.ones((8, 6)).T, state, **values)  # not contiguous

@@ -123,8 +123,8 @@ def adam(
     bias_correction2_sqrt = bias_correction2**0.5  # torch's spelling; math.sqrt may round apart
     if _compiled_adam(
         param, grad, state, w=1 - beta1, beta2=beta2, weight_decay=weight_decay,
-        decoupled=decoupled, keep=1 - lr * weight_decay, bc2_sqrt=bias_correction2_sqrt,
-        eps=eps, neg_step=-step_size,
+        decoupled=decoupled, amsgrad=amsgrad, keep=1 - lr * weight_decay,
+        bc2_sqrt=bias_correction2_sqrt, eps=eps, neg_step=-step_size,
     ):  # fmt: skip
         return  # the same operations in one pass over memory, the same bits
     exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]

@@ -31,10 +31,9 @@ build is optional, so the package installs without one and takes the NumPy path.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from rnnkit.runtime.kernels import loops
+from rnnkit.runtime.kernels import extension, loops
 from rnnkit.runtime.kernels.extension import (
     CHOICES,
     ENV,
@@ -80,8 +79,7 @@ def matrix_product() -> Any:
     else None (NumPy's ``@``, whose BLAS the ``rnnkit`` command keeps on one thread). Decided
     at each call, without the warnings of :func:`use_compiled` (the recurrent layers give
     them)."""
-    choice = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if choice == "numpy" or native() is None:
+    if extension.products() is None:
         return None
     from rnnkit.runtime.kernels import gemm
 

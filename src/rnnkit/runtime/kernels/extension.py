@@ -46,6 +46,14 @@ def native() -> ModuleType | None:
     return _module
 
 
+def products() -> ModuleType | None:
+    """The extension for the computations around the loops (matrix products, optimiser
+    updates): the module, unless ``RNNKIT_KERNELS=numpy`` or it does not load; decided at each
+    call, without the warnings of :func:`use_compiled` (the recurrent layers give them)."""
+    choice = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    return None if choice == "numpy" else native()
+
+
 def reason() -> str | None:
     """Why the compiled loops are unavailable, or None when they are available."""
     native()

@@ -2,8 +2,8 @@
 
 The rules of :mod:`rnnkit.optim.updates` are NumPy expressions, each operation a pass over the
 parameter's arrays: about ten for Adam, each from memory once a model's parameters and their
-state outgrow the cache (a few MB), so that an Adam step cost a tenth of a training step of the
-translation model at H = 512. The extension's ``adam`` (``adam.h``) makes every element's update
+state outgrow the cache (a few MB; ``python benchmarks/bench_adam.py`` times both). The
+extension's ``adam`` (``adam.h``) makes every element's update
 in one pass, on up to :func:`~rnnkit.runtime.kernels.extension.get_num_threads` threads, with
 the same operations in the same order and the hyper-parameters rounded as NumPy rounds them: the
 same bits as the NumPy rule (tested), so the choice of path changes nothing but the time.
@@ -11,20 +11,12 @@ same bits as the NumPy rule (tested), so the choice of path changes nothing but 
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from rnnkit.runtime.kernels import extension
 
 #: Values per thread below which a second thread costs more than it saves.
 MIN_VALUES_PER_THREAD = 1 << 16
-
-
-def _compiled() -> object | None:
-    """The extension module, unless ``RNNKIT_KERNELS=numpy`` or it does not load."""
-    choice = os.environ.get(extension.ENV, "auto").strip().lower() or "auto"
-    return None if choice == "numpy" else extension.native()
 
 
 def adam(
@@ -36,6 +28,7 @@ def adam(
     beta2: float,
     weight_decay: float,
     decoupled: bool,
+    amsgrad: bool,
     keep: float,
     bc2_sqrt: float,
     eps: float,
@@ -45,9 +38,9 @@ def adam(
     makes them: ``w`` = 1 - beta1, ``keep`` = 1 - lr weight_decay, ``neg_step`` = -lr / (1 -
     beta1^t), ``bc2_sqrt`` = (1 - beta2^t)^0.5); False, with nothing changed, when it does not
     cover the arrays (another dtype, arrays that are not C-contiguous or of other shapes)."""
-    module = _compiled()
+    module = extension.products()
     arrays = [param, grad, state["exp_avg"], state["exp_avg_sq"]]
-    ams = state.get("max_exp_avg_sq")
+    ams = state["max_exp_avg_sq"] if amsgrad else None
     if ams is not None:
         arrays.append(ams)
     if module is None or param.dtype not in (np.float32, np.float64) or param.size == 0:
